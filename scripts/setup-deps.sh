@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need on a fresh machine:
+# Debian packages (compiler libraries, Python oracles) and a Python virtual
+# environment (.venv) that sees Debian's torch/sklearn and holds llama-cpp-python.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PKGS=(build-essential pkg-config libpcre2-dev libutf8proc-dev libcjson-dev
+          libmicrohttpd-dev python3-venv python3-dev python3-numpy python3-sklearn
+          python3-torch cmake)
+
+missing=()
+for p in "${DEB_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-deps: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python test environment: Debian's interpreter so python3-torch/python3-sklearn are importable.
+PY_PKGS=(llama-cpp-python==0.3.36 rapidfuzz==3.14.6 jellyfish==1.3.0)
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish' 2>/dev/null; then
+  echo "setup-deps: installing Python test packages (llama-cpp-python compiles llama.cpp; pip caches the wheel)"
+  CMAKE_ARGS="-DGGML_NATIVE=ON" .venv/bin/pip install -q "${PY_PKGS[@]}"
+fi
+echo "setup-deps: ok"

@@ -1,0 +1,25 @@
+/* Subcommand entry points and shared CLI conventions: exit 0 on success,
+ * 1 on a runtime failure, 2 on bad usage; errors are one line on stderr,
+ * prefixed "tasklm <command>: error: ". */
+#ifndef TL_CLI_H
+#define TL_CLI_H
+
+#include "core/err.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_baseline(int argc, char **argv);
+
+/* Prints "tasklm CMD: error: MSG" to stderr and returns CLI_FAIL / CLI_USAGE. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

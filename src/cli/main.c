@@ -1,0 +1,61 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "print a model's architecture, hyper-parameters and tensor types"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"generate", cmd_generate, "greedy or sampled text generation"},
+    {"score", cmd_score, "log-probability of each label continuation after a prompt"},
+    {"data", cmd_data, "task data: generate a corpus, prepare splits and folds"},
+    {"eval", cmd_eval, "evaluate a model on a task's labelled data"},
+    {"baseline", cmd_baseline, "classical string-similarity matcher: tune and evaluate"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: tasklm <command> [options]   (tasklm <command> --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tasklm %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tasklm %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'tasklm %s --help')\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tasklm: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

@@ -1,0 +1,42 @@
+/* Tokenizer built from GGUF metadata: byte-level BPE (GPT-2 style, with the
+ * pre-tokenizer named by tokenizer.ggml.pre) and SentencePiece-style BPE
+ * (tokenizer.ggml.model = "llama"). Matches llama.cpp token for token. */
+#ifndef TL_TOKENIZER_H
+#define TL_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "io/gguf.h"
+
+typedef struct tokenizer tokenizer_t;
+
+enum {
+    TOK_ADD_BOS = 1 << 0,       /* prepend BOS (only if the vocabulary has one) */
+    TOK_PARSE_SPECIAL = 1 << 1, /* recognise control/user-defined tokens in the text */
+};
+
+int tokenizer_load(tokenizer_t **out, const gguf_file_t *f, tl_err_t *err);
+void tokenizer_free(tokenizer_t *t);
+
+int32_t tokenizer_n_vocab(const tokenizer_t *t);
+int32_t tokenizer_bos(const tokenizer_t *t); /* -1 if none */
+int32_t tokenizer_eos(const tokenizer_t *t); /* -1 if none */
+bool tokenizer_wants_bos(const tokenizer_t *t); /* tokenizer.ggml.add_bos_token (or the model type's default) */
+bool tokenizer_is_eog(const tokenizer_t *t, int32_t id); /* end of generation (EOS, EOT, ...) */
+const char *tokenizer_model_name(const tokenizer_t *t); /* "gpt2" or "llama" */
+
+/* Encodes len bytes of UTF-8 text. *ids is malloc'd by the callee (free it). */
+int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, int flags,
+                     int32_t **ids, size_t *n, tl_err_t *err);
+/* The vocabulary string of a token as stored in the file (NULL for a bad id). */
+const char *tokenizer_piece(const tokenizer_t *t, int32_t id, size_t *len);
+/* Text bytes of one token (byte-level mapping undone). Returns bytes written,
+ * or the needed size if cap is too small; -1 for a bad id. */
+int tokenizer_token_to_bytes(const tokenizer_t *t, int32_t id, char *buf, size_t cap);
+/* Decodes a sequence into a malloc'd NUL-terminated string. */
+int tokenizer_decode(const tokenizer_t *t, const int32_t *ids, size_t n, char **out, size_t *len, tl_err_t *err);
+
+#endif
