@@ -22,7 +22,7 @@ typedef struct {
 
 static int need(cursor_t *c, uint64_t n, const char *what) {
     if (n > c->len - c->pos)
-        return tl_fail(c->err, "%s: truncated: %s needs %llu bytes at offset %llu, file has %llu", c->label, what,
+        return tl_fail(c->err, "truncated: %s needs %llu bytes at offset %llu, file has %llu", what,
                        (unsigned long long)n, (unsigned long long)c->pos, (unsigned long long)c->len);
     return 0;
 }
@@ -45,8 +45,7 @@ static int rd_str(cursor_t *c, gguf_str_t *s, const char *what) {
     uint64_t n;
     if (rd_u64(c, &n, what)) return -1;
     if (n > c->len - c->pos)
-        return tl_fail(c->err, "%s: %s: string length %llu at offset %llu runs past end of file (%llu bytes)", c->label,
-                       what, (unsigned long long)n, (unsigned long long)(c->pos - 8), (unsigned long long)c->len);
+        return tl_fail(c->err, "%s: string length %llu at offset %llu runs past end of file (%llu bytes)", what, (unsigned long long)n, (unsigned long long)(c->pos - 8), (unsigned long long)c->len);
     s->ptr = (const char *)c->p + c->pos;
     s->len = n;
     c->pos += n;
@@ -70,7 +69,7 @@ static int decode_scalar(uint32_t type, const uint8_t *p, gguf_value_t *v, curso
     case GGUF_TYPE_UINT8: v->v.u64 = p[0]; break;
     case GGUF_TYPE_INT8: v->v.i64 = (int8_t)p[0]; break;
     case GGUF_TYPE_BOOL:
-        if (p[0] > 1) return tl_fail(c->err, "%s: key '%s': bool value %u is not 0 or 1", c->label, key, p[0]);
+        if (p[0] > 1) return tl_fail(c->err, "key '%s': bool value %u is not 0 or 1", key, p[0]);
         v->v.u64 = p[0];
         break;
     case GGUF_TYPE_UINT16: { uint16_t x; memcpy(&x, p, 2); v->v.u64 = x; break; }
@@ -81,7 +80,7 @@ static int decode_scalar(uint32_t type, const uint8_t *p, gguf_value_t *v, curso
     case GGUF_TYPE_UINT64: memcpy(&v->v.u64, p, 8); break;
     case GGUF_TYPE_INT64: memcpy(&v->v.i64, p, 8); break;
     case GGUF_TYPE_FLOAT64: memcpy(&v->v.f64, p, 8); break;
-    default: return tl_fail(c->err, "%s: key '%s': unknown value type %u", c->label, key, type);
+    default: return tl_fail(c->err, "key '%s': unknown value type %u", key, type);
     }
     return 0;
 }
@@ -92,7 +91,7 @@ static int read_array(cursor_t *c, gguf_value_t *v, const char *key, int depth) 
     uint32_t et;
     uint64_t n;
     if (depth >= MAX_ARRAY_DEPTH)
-        return tl_fail(c->err, "%s: key '%s': arrays nested deeper than %d levels", c->label, key, MAX_ARRAY_DEPTH);
+        return tl_fail(c->err, "key '%s': arrays nested deeper than %d levels", key, MAX_ARRAY_DEPTH);
     if (rd_u32(c, &et, "array element type") || rd_u64(c, &n, "array length")) return -1;
     v->type = GGUF_TYPE_ARRAY;
     v->v.arr.elem_type = et;
@@ -103,21 +102,20 @@ static int read_array(cursor_t *c, gguf_value_t *v, const char *key, int depth) 
     size_t es = gguf_scalar_size(et);
     if (es) {
         if (n > room / es)
-            return tl_fail(c->err, "%s: key '%s': array of %llu elements of %zu bytes runs past end of file", c->label,
-                           key, (unsigned long long)n, es);
+            return tl_fail(c->err, "key '%s': array of %llu elements of %zu bytes runs past end of file", key, (unsigned long long)n, es);
         if (et == GGUF_TYPE_BOOL)
             for (uint64_t i = 0; i < n; i++)
                 if (c->p[c->pos + i] > 1)
-                    return tl_fail(c->err, "%s: key '%s': bool element %llu is not 0 or 1", c->label, key,
+                    return tl_fail(c->err, "key '%s': bool element %llu is not 0 or 1", key,
                                    (unsigned long long)i);
         c->pos += n * es;
     } else if (et == GGUF_TYPE_STRING || et == GGUF_TYPE_ARRAY) {
         uint64_t min = et == GGUF_TYPE_STRING ? 8 : 12; /* smallest encoded element */
         if (n > room / min)
-            return tl_fail(c->err, "%s: key '%s': array of %llu elements runs past end of file", c->label, key,
+            return tl_fail(c->err, "key '%s': array of %llu elements runs past end of file", key,
                            (unsigned long long)n);
         gguf_value_t *elems = calloc(n ? n : 1, sizeof *elems);
-        if (!elems) return tl_fail(c->err, "%s: key '%s': out of memory for %llu elements", c->label, key,
+        if (!elems) return tl_fail(c->err, "key '%s': out of memory for %llu elements", key,
                                    (unsigned long long)n);
         v->v.arr.elems = elems;
         for (uint64_t i = 0; i < n; i++) {
@@ -129,7 +127,7 @@ static int read_array(cursor_t *c, gguf_value_t *v, const char *key, int depth) 
             }
         }
     } else {
-        return tl_fail(c->err, "%s: key '%s': unknown array element type %u", c->label, key, et);
+        return tl_fail(c->err, "key '%s': unknown array element type %u", key, et);
     }
     v->v.arr.nbytes = c->pos - start;
     return 0;
@@ -144,7 +142,7 @@ static int read_value(cursor_t *c, uint32_t type, gguf_value_t *v, const char *k
     }
     if (type == GGUF_TYPE_ARRAY) return read_array(c, v, key, depth);
     size_t es = gguf_scalar_size(type);
-    if (!es) return tl_fail(c->err, "%s: key '%s': unknown value type %u", c->label, key, type);
+    if (!es) return tl_fail(c->err, "key '%s': unknown value type %u", key, type);
     if (need(c, es, "value")) return tl_fail_prefix(c->err, "key '%s'", key);
     if (decode_scalar(type, c->p + c->pos, v, c, key)) return -1;
     c->pos += es;
@@ -184,9 +182,9 @@ static const char *tensor_name(const void *ctx, uint64_t i, uint64_t *len) {
 
 static int read_kvs(gguf_file_t *f, cursor_t *c) {
     if (f->n_kv > (c->len - c->pos) / 13) /* key length + type + one byte of value */
-        return tl_fail(c->err, "%s: metadata count %llu cannot fit in the file", c->label, (unsigned long long)f->n_kv);
+        return tl_fail(c->err, "metadata count %llu cannot fit in the file", (unsigned long long)f->n_kv);
     f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);
-    if (!f->kv || gguf_index_init(&f->kv_index, f->n_kv)) return tl_fail(c->err, "%s: out of memory", c->label);
+    if (!f->kv || gguf_index_init(&f->kv_index, f->n_kv)) return tl_fail(c->err, "out of memory");
     for (uint64_t i = 0; i < f->n_kv; i++) {
         gguf_kv_t *kv = &f->kv[i];
         char key[96];
@@ -200,7 +198,7 @@ static int read_kvs(gguf_file_t *f, cursor_t *c) {
         }
         if (gguf_index_insert(&f->kv_index, i, kv_name, f) != UINT64_MAX) {
             f->n_kv = i + 1;
-            return tl_fail(c->err, "%s: duplicate key '%s'", c->label, key);
+            return tl_fail(c->err, "duplicate key '%s'", key);
         }
     }
     return 0;
@@ -217,10 +215,9 @@ static int read_alignment(gguf_file_t *f, tl_err_t *err) {
     else if (t == GGUF_TYPE_INT8 || t == GGUF_TYPE_INT16 || t == GGUF_TYPE_INT32 || t == GGUF_TYPE_INT64)
         a = kv->value.v.i64 < 0 ? 0 : (uint64_t)kv->value.v.i64;
     else
-        return tl_fail(err, "%s: key 'general.alignment' is not an integer", f->path);
+        return tl_fail(err, "key 'general.alignment' is not an integer");
     if (a == 0 || (a & (a - 1)) || a > (1u << 30))
-        return tl_fail(err, "%s: key 'general.alignment' = %llu is not a power of two (1..2^30)", f->path,
-                       (unsigned long long)a);
+        return tl_fail(err, "key 'general.alignment' = %llu is not a power of two (1..2^30)", (unsigned long long)a);
     f->alignment = a;
     return 0;
 }
@@ -230,15 +227,14 @@ static int read_tensor_info(gguf_file_t *f, cursor_t *c, uint64_t i) {
     gguf_str_t name;
     if (rd_str(c, &name, "tensor name")) return tl_fail_prefix(c->err, "tensor %llu", (unsigned long long)i);
     if (name.len >= sizeof t->name)
-        return tl_fail(c->err, "%s: tensor %llu: name of %llu bytes is longer than %zu", c->label,
-                       (unsigned long long)i, (unsigned long long)name.len, sizeof t->name - 1);
+        return tl_fail(c->err, "tensor %llu: name of %llu bytes is longer than %zu", (unsigned long long)i, (unsigned long long)name.len, sizeof t->name - 1);
     memcpy(t->name, name.ptr, name.len);
     t->name[name.len] = '\0';
     if (memchr(name.ptr, 0, name.len))
-        return tl_fail(c->err, "%s: tensor %llu: name contains a NUL byte", c->label, (unsigned long long)i);
+        return tl_fail(c->err, "tensor %llu: name contains a NUL byte", (unsigned long long)i);
     if (rd_u32(c, &t->n_dims, "n_dims")) return tl_fail_prefix(c->err, "tensor '%s'", t->name);
     if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
-        return tl_fail(c->err, "%s: tensor '%s': n_dims %u is not in 1..%d", c->label, t->name, t->n_dims,
+        return tl_fail(c->err, "tensor '%s': n_dims %u is not in 1..%d", t->name, t->n_dims,
                        GGUF_MAX_DIMS);
     uint64_t nel = 1;
     for (int d = 0; d < GGUF_MAX_DIMS; d++) {
@@ -247,10 +243,10 @@ static int read_tensor_info(gguf_file_t *f, cursor_t *c, uint64_t i) {
         uint64_t ne;
         if (rd_u64(c, &ne, "dimension")) return tl_fail_prefix(c->err, "tensor '%s'", t->name);
         if (ne == 0 || ne > (uint64_t)INT64_MAX)
-            return tl_fail(c->err, "%s: tensor '%s': dimension %d is %lld (must be positive)", c->label, t->name, d,
+            return tl_fail(c->err, "tensor '%s': dimension %d is %lld (must be positive)", t->name, d,
                            (long long)ne);
         if (nel > (uint64_t)INT64_MAX / ne)
-            return tl_fail(c->err, "%s: tensor '%s': element count overflows", c->label, t->name);
+            return tl_fail(c->err, "tensor '%s': element count overflows", t->name);
         nel *= ne;
         t->ne[d] = (int64_t)ne;
     }
@@ -258,13 +254,13 @@ static int read_tensor_info(gguf_file_t *f, cursor_t *c, uint64_t i) {
         return tl_fail_prefix(c->err, "tensor '%s'", t->name);
     size_t row;
     if (ggml_row_bytes(t->type, t->ne[0], &row, c->err))
-        return tl_fail_prefix(c->err, "%s: tensor '%s'", c->label, t->name);
+        return tl_fail_prefix(c->err, "tensor '%s'", t->name);
     uint64_t rows = nel / (uint64_t)t->ne[0];
     if (row && rows > UINT64_MAX / row)
-        return tl_fail(c->err, "%s: tensor '%s': byte size overflows", c->label, t->name);
+        return tl_fail(c->err, "tensor '%s': byte size overflows", t->name);
     t->nbytes = rows * row;
     if (gguf_index_insert(&f->tensor_index, i, tensor_name, f) != UINT64_MAX)
-        return tl_fail(c->err, "%s: duplicate tensor name '%s'", c->label, t->name);
+        return tl_fail(c->err, "duplicate tensor name '%s'", t->name);
     return 0;
 }
 
@@ -279,23 +275,21 @@ static int place_tensors(gguf_file_t *f, tl_err_t *err) {
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor_t *t = &f->tensors[i];
         if (t->offset % f->alignment)
-            return tl_fail(err, "%s: tensor '%s': data offset %llu is not a multiple of the alignment %llu", f->path,
-                           t->name, (unsigned long long)t->offset, (unsigned long long)f->alignment);
+            return tl_fail(err, "tensor '%s': data offset %llu is not a multiple of the alignment %llu", t->name, (unsigned long long)t->offset, (unsigned long long)f->alignment);
         if (t->offset > room || t->nbytes > room - t->offset)
-            return tl_fail(err, "%s: tensor '%s': data [%llu, +%llu) runs past end of file (data section has %llu bytes)",
-                           f->path, t->name, (unsigned long long)t->offset, (unsigned long long)t->nbytes,
+            return tl_fail(err, "tensor '%s': data [%llu, +%llu) runs past end of file (data section has %llu bytes)", t->name, (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                            (unsigned long long)room);
         t->data = f->base + f->data_offset + t->offset;
     }
     if (f->n_tensors < 2) return 0;
     const gguf_tensor_t **order = malloc(f->n_tensors * sizeof *order);
-    if (!order) return tl_fail(err, "%s: out of memory", f->path);
+    if (!order) return tl_fail(err, "out of memory");
     for (uint64_t i = 0; i < f->n_tensors; i++) order[i] = &f->tensors[i];
     qsort(order, f->n_tensors, sizeof *order, cmp_by_offset);
     int rc = 0;
     for (uint64_t i = 1; i < f->n_tensors && !rc; i++)
         if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes)
-            rc = tl_fail(err, "%s: tensor '%s' at offset %llu overlaps tensor '%s'", f->path, order[i]->name,
+            rc = tl_fail(err, "tensor '%s' at offset %llu overlaps tensor '%s'", order[i]->name,
                          (unsigned long long)order[i]->offset, order[i - 1]->name);
     free(order);
     return rc;
@@ -304,20 +298,20 @@ static int place_tensors(gguf_file_t *f, tl_err_t *err) {
 static int parse(gguf_file_t *f, tl_err_t *err) {
     cursor_t c = {f->base, f->size, 0, f->path, err};
     if (f->size < 4 || memcmp(f->base, "GGUF", 4) != 0)
-        return tl_fail(err, "%s: not a GGUF file (bad magic)", f->path);
+        return tl_fail(err, "not a GGUF file (bad magic)");
     c.pos = 4;
     if (rd_u32(&c, &f->version, "version")) return -1;
-    if (f->version == 1) return tl_fail(err, "%s: GGUF version 1 is not supported (only 2 and 3)", f->path);
+    if (f->version == 1) return tl_fail(err, "GGUF version 1 is not supported (only 2 and 3)");
     if (f->version != 2 && f->version != 3)
-        return tl_fail(err, "%s: unsupported GGUF version %u (only 2 and 3)", f->path, f->version);
+        return tl_fail(err, "unsupported GGUF version %u (only 2 and 3)", f->version);
     if (rd_u64(&c, &f->n_tensors, "tensor count") || rd_u64(&c, &f->n_kv, "metadata count")) return -1;
     uint64_t n_tensors = f->n_tensors;
     f->n_tensors = 0; /* nothing allocated yet */
     if (read_kvs(f, &c) || read_alignment(f, err)) return -1;
     if (n_tensors > (c.len - c.pos) / 32) /* smallest tensor info is 32 bytes */
-        return tl_fail(err, "%s: tensor count %llu cannot fit in the file", f->path, (unsigned long long)n_tensors);
+        return tl_fail(err, "tensor count %llu cannot fit in the file", (unsigned long long)n_tensors);
     f->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *f->tensors);
-    if (!f->tensors || gguf_index_init(&f->tensor_index, n_tensors)) return tl_fail(err, "%s: out of memory", f->path);
+    if (!f->tensors || gguf_index_init(&f->tensor_index, n_tensors)) return tl_fail(err, "out of memory");
     for (uint64_t i = 0; i < n_tensors; i++) {
         f->n_tensors = i + 1;
         if (read_tensor_info(f, &c, i)) return -1;
@@ -326,8 +320,7 @@ static int parse(gguf_file_t *f, tl_err_t *err) {
     uint64_t pad = (f->alignment - c.pos % f->alignment) % f->alignment;
     f->data_offset = c.pos + pad;
     if (f->data_offset > f->size) {
-        if (n_tensors) return tl_fail(err, "%s: truncated: data section at offset %llu is past end of file (%llu bytes)",
-                                      f->path, (unsigned long long)f->data_offset, (unsigned long long)f->size);
+        if (n_tensors) return tl_fail(err, "truncated: data section at offset %llu is past end of file (%llu bytes)", (unsigned long long)f->data_offset, (unsigned long long)f->size);
         f->data_offset = f->size;
     }
     return place_tensors(f, err);
@@ -335,6 +328,7 @@ static int parse(gguf_file_t *f, tl_err_t *err) {
 
 static int finish_open(gguf_file_t **out, gguf_file_t *f, tl_err_t *err) {
     if (parse(f, err)) {
+        tl_fail_prefix(err, "%s", f->path);
         gguf_close(f);
         return -1;
     }
