@@ -22,11 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python test environment: Debian's interpreter so python3-torch/python3-sklearn are importable.
-PY_PKGS=(llama-cpp-python==0.3.36 rapidfuzz==3.14.6 jellyfish==1.3.0)
+PY_PKGS=(llama-cpp-python==0.3.36 rapidfuzz==3.14.6 jellyfish==1.3.0 gguf==0.19.0)
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish' 2>/dev/null; then
+if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish, gguf' 2>/dev/null; then
   echo "setup-deps: installing Python test packages (llama-cpp-python compiles llama.cpp; pip caches the wheel)"
   CMAKE_ARGS="-DGGML_NATIVE=ON" .venv/bin/pip install -q "${PY_PKGS[@]}"
 fi
