@@ -1,0 +1,33 @@
+/* Element-wise and per-row kernels of the forward pass (plain C; the matmuls,
+ * which take nearly all the time, are in quant/matmul.h). */
+#ifndef TL_MODEL_KERNELS_H
+#define TL_MODEL_KERNELS_H
+
+#include <stdint.h>
+
+#include "core/cpu.h"
+
+/* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double). */
+void rmsnorm_forward(float *y, const float *x, const float *w, int n, float eps);
+
+/* Rotation tables for one position: cs[2*i] = cos(theta_i), cs[2*i+1] = sin(theta_i),
+ * theta_i = pos * base^(-2i/n_rot), i < n_rot/2. */
+void rope_table(float *cs, int pos, int n_rot, float freq_base);
+/* Rotates the first n_rot dims of each of n_heads vectors of head_dim floats.
+ * neox = false: adjacent pairs (x[2i], x[2i+1]) (llama); true: (x[i], x[i+n_rot/2]). */
+void rope_forward(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
+
+/* In-place softmax of n floats (max-subtracted, sum in double). */
+void softmax_forward(float *x, int n);
+
+/* g[i] = silu(g[i]) * u[i]. */
+void swiglu_forward(float *g, const float *u, int n);
+
+/* One head of causal attention for a query at position n_kv - 1:
+ * out = softmax(scale * K q) V over the n_kv cached rows. k and v point at the
+ * head's first element of row 0; consecutive rows are `stride` floats apart.
+ * scores needs n_kv floats. */
+void attention_forward(float *out, const float *q, const float *k, const float *v, int n_kv, int head_dim,
+                       long stride, float scale, float *scores, cpu_level_t level);
+
+#endif

@@ -1,0 +1,194 @@
+/* Matmul dispatch, activation quantizers and the scalar reference kernels. */
+#include "quant/matmul.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "quant/matmul_kernels.h"
+#include "quant/types.h"
+
+bool matmul_supports_type(uint32_t type) {
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0;
+}
+
+static size_t row_bytes_of(uint32_t type, int64_t n_in) {
+    switch (type) {
+    case GGML_TYPE_F32: return (size_t)n_in * sizeof(float);
+    case GGML_TYPE_Q4_1: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q4_1_t);
+    case GGML_TYPE_Q8_0: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q8_0_t);
+    default: return 0;
+    }
+}
+
+int matmul_weight_init(mm_weight_t *w, const char *name, uint32_t type, int64_t n_in, int64_t n_out,
+                       const void *data, tl_err_t *err) {
+    if (!matmul_supports_type(type))
+        return tl_fail(err, "tensor %s: matmul does not support type id %u", name, type);
+    if (n_in <= 0 || n_out <= 0 || (type != GGML_TYPE_F32 && n_in % MM_QK != 0))
+        return tl_fail(err, "tensor %s: bad shape %lld x %lld for its type", name, (long long)n_out, (long long)n_in);
+    w->type = type;
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->data = data;
+    w->row_bytes = row_bytes_of(type, n_in);
+    return 0;
+}
+
+size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
+    /* the larger of the two activation encodings, rounded up to whole blocks */
+    int64_t nb = (n_in + MM_QK - 1) / MM_QK;
+    return (size_t)nb * sizeof(mm_block_q8_1_t) * (size_t)(n_tokens > 0 ? n_tokens : 1) + 64;
+}
+
+/* ---- quantizers ---- */
+
+static float block_amax(const float *x) {
+    float amax = 0.0f;
+    for (int j = 0; j < MM_QK; j++) {
+        float v = fabsf(x[j]);
+        if (v > amax) amax = v;
+    }
+    return amax;
+}
+
+void matmul_quantize_q8_0(const float *x, mm_block_q8_0_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float amax = block_amax(x);
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[b].d = mm_fp32_to_fp16(d);
+        for (int j = 0; j < MM_QK; j++) y[b].qs[j] = (int8_t)nearbyintf(x[j] * id);
+    }
+}
+
+void matmul_quantize_q8_1(const float *x, mm_block_q8_1_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float amax = block_amax(x);
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < MM_QK; j++) {
+            int q = (int)nearbyintf(x[j] * id);
+            y[b].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[b].d = mm_fp32_to_fp16(d);
+        y[b].s = mm_fp32_to_fp16(d * (float)sum);
+    }
+}
+
+/* ---- scalar reference kernels ---- */
+
+static float dot_q4_1_q8_1_ref(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
+    float sumf = 0.0f, summs = 0.0f;
+    for (int64_t b = 0; b < n / MM_QK; b++) {
+        int sumi = 0;
+        for (int j = 0; j < MM_QK / 2; j++) {
+            sumi += (w[b].qs[j] & 0x0f) * a[b].qs[j];
+            sumi += (w[b].qs[j] >> 4) * a[b].qs[j + MM_QK / 2];
+        }
+        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
+        summs += mm_fp16_to_fp32(w[b].m) * mm_fp16_to_fp32(a[b].s);
+    }
+    return sumf + summs;
+}
+
+static float dot_q8_0_q8_0_ref(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
+    float sumf = 0.0f;
+    for (int64_t b = 0; b < n / MM_QK; b++) {
+        int sumi = 0;
+        for (int j = 0; j < MM_QK; j++) sumi += w[b].qs[j] * a[b].qs[j];
+        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
+    }
+    return sumf;
+}
+
+static float dot_f32_ref(int64_t n, const float *w, const float *a) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += w[i] * a[i];
+    return s;
+}
+
+float matmul_dot_q4_1_q8_1(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a, cpu_level_t level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return mm_dot_q4_1_q8_1_avx512(n, w, a);
+    case CPU_LEVEL_AVX2: return mm_dot_q4_1_q8_1_avx2(n, w, a);
+    default: return dot_q4_1_q8_1_ref(n, w, a);
+    }
+}
+
+float matmul_dot_q8_0_q8_0(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a, cpu_level_t level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return mm_dot_q8_0_q8_0_avx512(n, w, a);
+    case CPU_LEVEL_AVX2: return mm_dot_q8_0_q8_0_avx2(n, w, a);
+    default: return dot_q8_0_q8_0_ref(n, w, a);
+    }
+}
+
+float matmul_dot_f32(int64_t n, const float *w, const float *a, cpu_level_t level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return mm_dot_f32_avx512(n, w, a);
+    case CPU_LEVEL_AVX2: return mm_dot_f32_avx2(n, w, a);
+    default: return dot_f32_ref(n, w, a);
+    }
+}
+
+/* ---- the matmul ---- */
+
+typedef struct {
+    float *out;
+    const float *x;
+    const mm_weight_t *w;
+    int n_tokens;
+    void *act;        /* quantized activations, or NULL for F32 weights */
+    size_t act_row;   /* bytes per quantized activation row */
+    cpu_level_t level;
+} mm_job_t;
+
+static void quantize_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    long t0, t1;
+    threadpool_split(j->n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        const float *x = j->x + t * j->w->n_in;
+        void *y = (char *)j->act + t * j->act_row;
+        if (j->w->type == GGML_TYPE_Q4_1) matmul_quantize_q8_1(x, y, j->w->n_in);
+        else matmul_quantize_q8_0(x, y, j->w->n_in);
+    }
+}
+
+static void matmul_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    const mm_weight_t *w = j->w;
+    long r0, r1;
+    threadpool_split(w->n_out, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < j->n_tokens; t++) {
+            float v;
+            if (w->type == GGML_TYPE_Q4_1)
+                v = matmul_dot_q4_1_q8_1(w->n_in, row, (const mm_block_q8_1_t *)((const char *)j->act + t * j->act_row), j->level);
+            else if (w->type == GGML_TYPE_Q8_0)
+                v = matmul_dot_q8_0_q8_0(w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
+            else
+                v = matmul_dot_f32(w->n_in, row, j->x + (size_t)t * w->n_in, j->level);
+            j->out[(size_t)t * w->n_out + r] = v;
+        }
+    }
+}
+
+int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
+                   tl_err_t *err) {
+    mm_job_t j = {.out = out, .x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .level = env->level};
+    if (n_tokens <= 0) return 0;
+    if (w->type != GGML_TYPE_F32) {
+        j.act_row = w->type == GGML_TYPE_Q4_1 ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
+                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
+        if (j.act_row * (size_t)n_tokens > env->scratch_bytes)
+            return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
+                           n_tokens, (long long)w->n_in);
+        j.act = env->scratch;
+        if (n_tokens == 1) quantize_job(&j, 0, 1);
+        else threadpool_run(env->pool, quantize_job, &j);
+    }
+    threadpool_run(env->pool, matmul_job, &j);
+    return 0;
+}

@@ -1,0 +1,123 @@
+/* AVX2 and AVX-512 (VNNI) variants of the matmul dot products. Compiled with
+ * target attributes; called only when cpu_detect_level() reports the level.
+ * Each block's integer dot product is exact; only the fp32 accumulation order
+ * differs from the scalar twins in matmul.c. */
+#include <immintrin.h>
+
+#include "quant/matmul_kernels.h"
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+AVX2_TARGET static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2_TARGET static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 16 packed nibble bytes -> 32 bytes: low nibbles first, then high nibbles. */
+AVX2_TARGET static inline __m256i unpack_nibbles(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m128i m = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(q, m), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+    return _mm256_set_m128i(hi, lo);
+}
+
+AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < n / MM_QK; b++) {
+        __m256i qw = unpack_nibbles(w[b].qs);
+        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qa), ones);
+        __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+        summs += h2f(w[b].m) * h2f(a[b].s);
+    }
+    return hsum256(acc) + summs;
+}
+
+AVX2_TARGET float mm_dot_q8_0_q8_0_avx2(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < n / MM_QK; b++) {
+        __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs);
+        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw)), ones);
+        __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum256(acc);
+}
+
+AVX2_TARGET float mm_dot_f32_avx2(int64_t n, const float *w, const float *a) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(a + i + 8), acc1);
+    }
+    float s = hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += w[i] * a[i];
+    return s;
+}
+
+/* ---- AVX-512: two blocks per 512-bit register, vpdpbusd for the products ---- */
+
+AVX512_TARGET float mm_dot_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
+    int64_t nb = n / MM_QK, b = 0;
+    __m512 acc = _mm512_setzero_ps();
+    float summs = 0.0f;
+    for (; b + 2 <= nb; b += 2) {
+        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_nibbles(w[b].qs)), unpack_nibbles(w[b + 1].qs), 1);
+        __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)a[b + 1].qs), 1);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa);
+        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(h2f(w[b].d) * h2f(a[b].d)),
+                                        _mm512_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+        summs += h2f(w[b].m) * h2f(a[b].s);
+        summs += h2f(w[b + 1].m) * h2f(a[b + 1].s);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (b < nb) s += mm_dot_q4_1_q8_1_avx2(MM_QK, w + b, a + b);
+    return s + summs;
+}
+
+AVX512_TARGET float mm_dot_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
+    int64_t nb = n / MM_QK, b = 0;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512();
+    for (; b + 2 <= nb; b += 2) {
+        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
+        __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)a[b + 1].qs), 1);
+        /* |w| as unsigned, a negated where w < 0: the products keep their sign */
+        __mmask64 neg = _mm512_movepi8_mask(qw);
+        __m512i aw = _mm512_mask_sub_epi8(qa, neg, zero, qa);
+        __m512i p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), aw);
+        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(h2f(w[b].d) * h2f(a[b].d)),
+                                        _mm512_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (b < nb) s += mm_dot_q8_0_q8_0_avx2(MM_QK, w + b, a + b);
+    return s;
+}
+
+AVX512_TARGET float mm_dot_f32_avx512(int64_t n, const float *w, const float *a) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(a + i + 16), acc1);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; i++) s += w[i] * a[i];
+    return s;
+}
