@@ -276,6 +276,10 @@ static int cmp_drop(const void *a, const void *b) {
 }
 
 int prep_load(const task_t *task, const char *path, prep_data_t *d, tl_err_t *err) {
+    return prep_load_ex(task, path, true, d, err);
+}
+
+int prep_load_ex(const task_t *task, const char *path, bool drop_duplicates, prep_data_t *d, tl_err_t *err) {
     memset(d, 0, sizeof *d);
     csv_reader_t *r;
     if (csv_open(&r, path, err)) return -1;
@@ -369,7 +373,7 @@ int prep_load(const task_t *task, const char *path, prep_data_t *d, tl_err_t *er
         }
     }
     csv_close(r);
-    if (!rc) rc = dedupe(task, d, &drop_cap, err);
+    if (!rc && drop_duplicates) rc = dedupe(task, d, &drop_cap, err);
     if (rc) {
         prep_data_free(d);
         return -1;

@@ -66,6 +66,9 @@ typedef struct {
  * or control-character fields, unknown labels, and exact duplicate pairs
  * (first kept; a pair seen with different labels is dropped entirely). */
 int prep_load(const task_t *task, const char *path, prep_data_t *out, tl_err_t *err);
+/* Same, choosing whether exact duplicates are dropped (an oversampled training
+ * file holds them on purpose; evaluation keeps every row it is given). */
+int prep_load_ex(const task_t *task, const char *path, bool drop_duplicates, prep_data_t *out, tl_err_t *err);
 void prep_data_free(prep_data_t *d);
 
 /* ---- whole job ---- */

@@ -1,0 +1,36 @@
+/* Model evaluation on a task: render each row's prompt, score every label
+ * continuation (model/score.h), predict the argmax. The template's constant
+ * prefix is evaluated once and kept in the KV cache; each row truncates back
+ * to it and appends only the rest of its prompt. */
+#ifndef TL_TASK_EVAL_MODEL_H
+#define TL_TASK_EVAL_MODEL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core/err.h"
+#include "task/metrics.h"
+#include "task/task.h"
+
+typedef struct {
+    const char *model_path;
+    const char *data_path;
+    const char *predictions_out; /* NULL: none */
+    long limit;                  /* < 0: all rows */
+    int threads;                 /* <= 0: one per core */
+} eval_model_opts_t;
+
+typedef struct {
+    metrics_t metrics;
+    int *gold, *pred;       /* metrics.n items */
+    char **categories;      /* metrics.n items when has_category */
+    bool has_category;
+    double mean_loss;       /* mean -log p(gold label | prompt), over the full vocabulary */
+    double rows_per_s;
+} eval_model_result_t;
+
+/* progress: where to print a progress line (NULL: quiet). */
+int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progress, eval_model_result_t *res, tl_err_t *err);
+void eval_model_result_free(eval_model_result_t *res);
+
+#endif
