@@ -276,6 +276,11 @@ TEST(test_hostile_headers) {
     expect_fail(&b, "version 1");
     build_sample(&b); b.b[4] = 4;
     expect_fail(&b, "version 4");
+    build_sample(&b); b.b[4] = 2; /* v2 has the same little-endian layout */
+    gguf_file_t *f2;
+    tl_err_t err2 = {{0}};
+    CHECK_EQ_INT(gguf_open_buffer(&f2, b.b, b.n, "v2", &err2), 0);
+    if (f2) { CHECK_EQ_INT(gguf_version(f2), 2); CHECK_EQ_INT(gguf_n_tensors(f2), 2); gguf_close(f2); }
     bb_header(&b, 0, 1);
     bb_key(&b, "big.string", GGUF_TYPE_STRING); bb_u64(&b, 1ull << 63); bb_raw(&b, "xxxxxxxx", 8);
     expect_fail(&b, "big.string");
