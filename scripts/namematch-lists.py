@@ -31,7 +31,7 @@ FAKER_LOCALES = {
     "yo_NG": "african", "ig_NG": "african", "ha_NG": "african", "en_KE": "african",
     "zu_ZA": "african", "tw_GH": "african", "sw": "african",
     "zh_CN": "east_asian", "ja_JP": "east_asian",
-    "vi_VN": "se_asian", "id_ID": "se_asian", "en_TH": "se_asian",
+    "id_ID": "se_asian", "en_TH": "se_asian",
 }
 CAP_GIVEN = 120
 CAP_SURNAME = 150

@@ -137,7 +137,7 @@ static void draw_person(ctx_t *c, int region, nm_t *n) {
         return;
     default: {
         set_part(n, P_SURNAME, pick_surname(c, region));
-        double pm = region == NG_IN_NORTH ? 0.3 : region == NG_WESTERN ? 0.25 : region == NG_SE_ASIAN ? 0.2 : 0.1;
+        double pm = region == NG_IN_NORTH ? 0.3 : region == NG_WESTERN ? 0.25 : region == NG_SE_ASIAN ? 0 : 0.1;
         if (chance(c->r, pm)) {
             /* without a middle-name list the middle name is the father's given name (Sachin Ramesh Tendulkar) */
             const char *m = mid->n ? pick_from(c->r, mid, n->gender) : pick_from(c->r, &c->l->given[region], 'm');
@@ -147,6 +147,8 @@ static void draw_person(ctx_t *c, int region, nm_t *n) {
     }
     if (n->p[P_MIDDLE][0] && (eq_ci(n->p[P_MIDDLE], n->p[P_GIVEN]) || eq_ci(n->p[P_MIDDLE], n->p[P_SURNAME])))
         n->p[P_MIDDLE][0] = '\0';
+    for (int t = 0; t < 20 && namegen_part_match(c->l, n->p[P_GIVEN], n->p[P_SURNAME]); t++)
+        set_part(n, P_GIVEN, pick_given(c, region, n->gender)); /* not "Emmanuel Emmanuel" */
 }
 
 /* ---------- honorifics ---------- */
@@ -293,9 +295,20 @@ static int y_translit(ctx_t *c) {
     static const int parts[] = {P_GIVEN, P_MIDDLE, P_SURNAME};
     return swap_variant(c, NG_TRANSLIT, parts, 3);
 }
+/* A formal given name (first of its nickname pair: Robert) becomes its nickname (Bob). */
 static int y_nickname(ctx_t *c) {
-    static const int parts[] = {P_GIVEN};
-    return swap_variant(c, NG_NICKNAME, parts, 1);
+    const ng_entry_t *e = ng_lookup(c->l, c->b.p[P_GIVEN]);
+    const char *alts[16];
+    size_t n = 0;
+    if (!e || c->touched[P_GIVEN]) return -1;
+    for (int g = 0; g < e->ng && n < 16; g++) {
+        const ng_group_t *grp = &c->l->groups[e->groups[g]];
+        if (grp->kind == NG_NICKNAME && grp->n == 2 && eq_ci(grp->names[0], c->b.p[P_GIVEN])) alts[n++] = grp->names[1];
+    }
+    if (!n) return -1;
+    set_part(&c->b, P_GIVEN, alts[namegen_rng_below(c->r, (uint32_t)n)]);
+    c->touched[P_GIVEN] = 1;
+    return 0;
 }
 static int y_name_variant(ctx_t *c) {
     static const int parts[] = {P_GIVEN};
