@@ -378,7 +378,7 @@ int prep_load_ex(const task_t *task, const char *path, bool drop_duplicates, pre
         prep_data_free(d);
         return -1;
     }
-    qsort(d->drops, d->n_drops, sizeof *d->drops, cmp_drop);
+    if (d->n_drops > 1) qsort(d->drops, d->n_drops, sizeof *d->drops, cmp_drop);
     return 0;
 }
 
