@@ -39,4 +39,8 @@ int tokenizer_token_to_bytes(const tokenizer_t *t, int32_t id, char *buf, size_t
 /* Decodes a sequence into a malloc'd NUL-terminated string. */
 int tokenizer_decode(const tokenizer_t *t, const int32_t *ids, size_t n, char **out, size_t *len, tl_err_t *err);
 
+/* Offset of the first byte that is not part of well-formed UTF-8 (overlong
+ * forms, surrogates and code points past U+10FFFF are ill-formed), or len. */
+size_t tokenizer_utf8_check(const char *text, size_t len);
+
 #endif
