@@ -30,4 +30,17 @@ if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish, gguf' 2>/dev/n
   echo "setup-deps: installing Python test packages (llama-cpp-python compiles llama.cpp; pip caches the wheel)"
   CMAKE_ARGS="-DGGML_NATIVE=ON" .venv/bin/pip install -q "${PY_PKGS[@]}"
 fi
+# Tokenizer test vectors: llama-cpp-python's source archive carries llama.cpp's
+# vocab-only GGUF files with input/output pairs (models/ggml-vocab-*); the
+# tokenizer peer test reads them from tests/peer/.cache/ggml-vocab (not committed).
+VOCAB_DIR=tests/peer/.cache/ggml-vocab
+if [ ! -f "$VOCAB_DIR/ggml-vocab-llama-spm.gguf.out" ]; then
+  echo "setup-deps: fetching llama.cpp tokenizer test vectors (llama-cpp-python 0.3.36 sdist)"
+  tmp=$(mktemp -d)
+  .venv/bin/pip download -q --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$tmp"
+  mkdir -p "$VOCAB_DIR"
+  tar -xzf "$tmp"/llama_cpp_python-0.3.36.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/models/ggml-vocab-*'
+  cp "$tmp"/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-* "$VOCAB_DIR"/
+  rm -rf "$tmp"
+fi
 echo "setup-deps: ok"
