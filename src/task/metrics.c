@@ -135,8 +135,8 @@ void metrics_report_text(FILE *f, const metrics_t *m, const metrics_report_t *r)
     if (r->categories) {
         cat_acc_t *a;
         size_t k = category_accuracy(r, m->n, &a);
-        fprintf(f, "\n%-24s %6s %9s\n", "category", "n", "accuracy");
-        for (size_t j = 0; j < k; j++) fprintf(f, "%-24s %6zu %9.4f\n", a[j].name, a[j].n, (double)a[j].correct / (double)a[j].n);
+        fprintf(f, "\n%-36s %6s %9s\n", "category", "n", "accuracy");
+        for (size_t j = 0; j < k; j++) fprintf(f, "%-36s %6zu %9.4f\n", a[j].name, a[j].n, (double)a[j].correct / (double)a[j].n);
         free(a);
     }
 }
