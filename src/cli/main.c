@@ -16,6 +16,7 @@ static const struct {
     {"data", cmd_data, "task data: generate a corpus, prepare splits and folds"},
     {"eval", cmd_eval, "evaluate a model on a task's labelled data"},
     {"baseline", cmd_baseline, "classical string-similarity matcher: tune and evaluate"},
+    {"train", cmd_train, "LoRA fine-tuning with completion-only loss; llama.cpp adapter GGUF"},
 };
 
 static void usage(FILE *out) {

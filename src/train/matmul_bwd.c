@@ -151,3 +151,111 @@ int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int 
     if (j.failed) return tl_fail(err, "matmul backward: out of memory or bad block data");
     return 0;
 }
+
+static void fwd_tile_scalar(float *y, long ldy, const float *x, long ldx, const float *tile, long ld, int T, int R,
+                            int n) {
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            float s = 0.0f;
+            for (int i = 0; i < n; i++) s += x[t * ldx + i] * tile[r * ld + i];
+            y[t * ldy + r] = s;
+        }
+}
+
+/* 4 tokens x 4 rows per register block; 16-wide chunks, masked tail. */
+__attribute__((target("avx512f"))) static void fwd_tile_avx512(float *y, long ldy, const float *x, long ldx,
+                                                                const float *tile, long ld, int T, int R, int n) {
+    int t0 = 0;
+    for (; t0 < T; t0 += 4) {
+        int nt = T - t0 < 4 ? T - t0 : 4;
+        for (int r0 = 0; r0 < R; r0 += 4) {
+            int nr = R - r0 < 4 ? R - r0 : 4;
+            __m512 acc[4][4];
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; a++)
+#pragma GCC unroll 4
+                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
+            const float *xs[4], *ws[4];
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; a++) xs[a] = x + (t0 + (a < nt ? a : 0)) * ldx;
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) ws[b] = tile + (r0 + (b < nr ? b : 0)) * ld;
+            for (int i = 0; i < n; i += 16) {
+                __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+                __m512 xv[4], wv[4];
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) xv[a] = _mm512_maskz_loadu_ps(k, xs[a] + i);
+#pragma GCC unroll 4
+                for (int b = 0; b < 4; b++) wv[b] = _mm512_maskz_loadu_ps(k, ws[b] + i);
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++)
+#pragma GCC unroll 4
+                    for (int b = 0; b < 4; b++) acc[a][b] = _mm512_fmadd_ps(xv[a], wv[b], acc[a][b]);
+            }
+            for (int a = 0; a < nt; a++)
+                for (int b = 0; b < nr; b++) y[(t0 + a) * ldy + r0 + b] = _mm512_reduce_add_ps(acc[a][b]);
+        }
+    }
+}
+
+void matmul_fwd_tile(float *y, long ldy, const float *x, long ldx, const float *tile, long ld, int T, int R, int n,
+                     cpu_level_t level) {
+    if (level >= CPU_LEVEL_AVX512) fwd_tile_avx512(y, ldy, x, ldx, tile, ld, T, R, n);
+    else fwd_tile_scalar(y, ldy, x, ldx, tile, ld, T, R, n);
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    const mm_weight_t *w;
+    int n_tokens;
+    cpu_level_t level;
+    int failed;
+} fwd_job_t;
+
+enum { FWD_ROWS = 16, FWD_TOKENS = 64 };
+
+static void fwd_rows(void *arg, int ith, int nth) {
+    fwd_job_t *j = arg;
+    const mm_weight_t *w = j->w;
+    long nb = (w->n_out + FWD_ROWS - 1) / FWD_ROWS, b0, b1;
+    threadpool_split(nb, ith, nth, &b0, &b1);
+    if (b0 >= b1) return;
+    long N = w->n_in, O = w->n_out;
+    float *tile = NULL;
+    if (w->type != GGML_TYPE_F32 && !(tile = malloc(sizeof(float) * (size_t)(FWD_ROWS * N)))) {
+        j->failed = 1;
+        return;
+    }
+    for (long b = b0; b < b1; b++) {
+        long o0 = b * FWD_ROWS;
+        int R = O - o0 < FWD_ROWS ? (int)(O - o0) : FWD_ROWS;
+        const float *tp = (const float *)w->data + o0 * N;
+        if (tile) {
+            for (int r = 0; r < R; r++)
+                if (dequantize_row(w->type, (const char *)w->data + (size_t)(o0 + r) * w->row_bytes, tile + r * N, N,
+                                   NULL)) {
+                    j->failed = 1;
+                    free(tile);
+                    return;
+                }
+            tp = tile;
+        }
+        for (int t0 = 0; t0 < j->n_tokens; t0 += FWD_TOKENS) {
+            int T = j->n_tokens - t0 < FWD_TOKENS ? j->n_tokens - t0 : FWD_TOKENS;
+            matmul_fwd_tile(j->y + t0 * O + o0, O, j->x + t0 * N, N, tp, N, T, R, (int)N, j->level);
+        }
+    }
+    free(tile);
+}
+
+int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
+                           tl_err_t *err) {
+    if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
+        return tl_fail(err, "matmul: unsupported weight type %u", w->type);
+    fwd_job_t j = {.y = y, .x = x, .w = w, .n_tokens = n_tokens, .level = env->level};
+    if (env->pool) threadpool_run(env->pool, fwd_rows, &j);
+    else fwd_rows(&j, 0, 1);
+    if (j.failed) return tl_fail(err, "matmul: out of memory or bad block data");
+    return 0;
+}

@@ -20,3 +20,14 @@ int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int 
 void matmul_bwd_tile(float *dx, const float *dy, const float *tile, long ld, int R, int n, cpu_level_t level);
 
 #endif
+
+/* Training forward over the same weights: y[t * n_out + o] = sum_i W[o][i] *
+ * x[t * n_in + i], with W's rows dequantized to fp32 in blocks and fp32
+ * activations (no activation quantization, unlike matmul_forward). Output rows
+ * are split over the threads. */
+int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
+                           tl_err_t *err);
+
+/* Kernel: y[t * ldy + r] = sum_{i < n} x[t * ldx + i] * tile[r * ld + i] for t < T, r < R. */
+void matmul_fwd_tile(float *y, long ldy, const float *x, long ldx, const float *tile, long ld, int T, int R, int n,
+                     cpu_level_t level);

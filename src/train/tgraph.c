@@ -149,7 +149,7 @@ static mm_env_t env_of(const train_graph_t *g) {
 static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const mm_weight_t *w, const float *bias,
                         int layer, int target, float *ax, tl_err_t *err) {
     mm_env_t env = env_of(g);
-    if (matmul_forward(y, x, w, N, &env, err)) return -1;
+    if (matmul_forward_dequant(y, x, w, N, &env, err)) return -1;
     long n_out = w->n_out;
     if (bias)
         for (int t = 0; t < N; t++)
@@ -158,9 +158,15 @@ static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const
     if (!lm) return 0;
     const float *xa = lora_input(g, x, N, lm->n_in, layer, target);
     threadpool_t *pool = g->m->pool;
-    train_sgemm(pool, 0, 1, N, lm->rank, lm->n_in, 1.0f, xa, lm->n_in, lm->a, lm->n_in, 0.0f, ax, lm->rank);
-    train_sgemm(pool, 0, 1, N, lm->n_out, lm->rank, g->lora->scale, ax, lm->rank, lm->b, lm->rank, 1.0f, y,
-                lm->n_out);
+    (void)pool;
+    mm_weight_t wa = {.type = GGML_TYPE_F32, .n_in = lm->n_in, .n_out = lm->rank, .data = lm->a,
+                      .row_bytes = sizeof(float) * (size_t)lm->n_in};
+    mm_weight_t wb = {.type = GGML_TYPE_F32, .n_in = lm->rank, .n_out = lm->n_out, .data = lm->b,
+                      .row_bytes = sizeof(float) * (size_t)lm->rank};
+    if (matmul_forward_dequant(ax, xa, &wa, N, &env, err) || matmul_forward_dequant(g->dtmp, ax, &wb, N, &env, err))
+        return -1;
+    float sc = g->lora->scale;
+    for (long i = 0; i < (long)N * n_out; i++) y[i] += sc * g->dtmp[i];
     return 0;
 }
 
@@ -368,7 +374,7 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
     }
     {
         mm_env_t env = env_of(g);
-        if (matmul_forward(g->logits, g->xnf, &m->output, n_ans, &env, err)) goto done;
+        if (matmul_forward_dequant(g->logits, g->xnf, &m->output, n_ans, &env, err)) goto done;
     }
     k = 0;
     for (int s = 0; s < n_seqs; s++) {
