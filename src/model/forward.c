@@ -107,8 +107,12 @@ static void attention_job(void *arg, int ith, int nth) {
     for (long i = i0; i < i1; i++) {
         int t = (int)(i / H), h = (int)(i % H), kvh = h / group;
         attention_forward(c->att + t * Q + (long)h * hd, c->q + t * Q + (long)h * hd, kc + (long)kvh * hd,
-                          vc + (long)kvh * hd, j->pos0 + t + 1, hd, KV, scale, scores, c->m->level);
+                          vc + (long)kvh * hd, j->pos0 + t + 1, hd, KV, scale, scores, 1, c->m->level);
     }
+}
+
+static void round_fp16(float *x, long n) {
+    for (long i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
 }
 
 static void add_bias(float *x, const float *b, int n_tokens, long dim) {
@@ -147,6 +151,12 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
             rope_forward(c->q + t * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
             rope_forward(c->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
         }
+        /* The cache holds fp16-precision values, like llama.cpp's default F16
+         * cache (which also rounds q for the K dot product); matching that
+         * rounding keeps greedy decisions aligned with it. */
+        round_fp16(c->q, n * Q);
+        round_fp16(c->k, n * KV);
+        round_fp16(c->v, n * KV);
         memcpy(kc, c->k, sizeof(float) * (size_t)(n * KV));
         memcpy(vc, c->v, sizeof(float) * (size_t)(n * KV));
         attn_job_t aj = {.c = c, .layer = (int)l, .n = n, .pos0 = pos0};

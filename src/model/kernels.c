@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "quant/matmul.h"
+#include "quant/types.h"
 
 void rmsnorm_forward(float *y, const float *x, const float *w, int n, float eps) {
     double ss = 0.0;
@@ -55,9 +56,11 @@ void swiglu_forward(float *g, const float *u, int n) {
 }
 
 void attention_forward(float *out, const float *q, const float *k, const float *v, int n_kv, int head_dim,
-                       long stride, float scale, float *scores, cpu_level_t level) {
+                       long stride, float scale, float *scores, int round_p16, cpu_level_t level) {
     for (int p = 0; p < n_kv; p++) scores[p] = scale * matmul_dot_f32(head_dim, q, k + p * stride, level);
     softmax_forward(scores, n_kv);
+    if (round_p16)
+        for (int p = 0; p < n_kv; p++) scores[p] = fp16_to_fp32(fp32_to_fp16(scores[p]));
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int p = 0; p < n_kv; p++) {
         const float *vp = v + p * stride;

@@ -26,8 +26,9 @@ void swiglu_forward(float *g, const float *u, int n);
 /* One head of causal attention for a query at position n_kv - 1:
  * out = softmax(scale * K q) V over the n_kv cached rows. k and v point at the
  * head's first element of row 0; consecutive rows are `stride` floats apart.
- * scores needs n_kv floats. */
+ * scores needs n_kv floats. round_p16: round the probabilities to fp16 before
+ * weighting V (llama.cpp multiplies an F16 V cache by fp16 probabilities). */
 void attention_forward(float *out, const float *q, const float *k, const float *v, int n_kv, int head_dim,
-                       long stride, float scale, float *scores, cpu_level_t level);
+                       long stride, float scale, float *scores, int round_p16, cpu_level_t level);
 
 #endif

@@ -289,8 +289,10 @@ TEST(attention_vs_naive) {
     }
     int head = 1;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int lv = 0; lv < n_levels(); lv++) {
-        attention_forward(out, q, k + head * hd, v + head * hd, n_kv, hd, stride, scale, scores, (cpu_level_t)lv);
+    for (int lv = 0; lv < 2 * n_levels(); lv++) {
+        int r16 = lv >= n_levels(); /* second round: fp16-rounded probabilities */
+        attention_forward(out, q, k + head * hd, v + head * hd, n_kv, hd, stride, scale, scores, r16,
+                          (cpu_level_t)(lv % n_levels()));
         double sc[6], mx = -1e30, sum = 0;
         for (int p = 0; p < n_kv; p++) {
             double d = 0;
@@ -302,8 +304,10 @@ TEST(attention_vs_naive) {
         for (int i = 0; i < hd; i++) {
             double o = 0;
             for (int p = 0; p < n_kv; p++) o += sc[p] / sum * v[p * stride + head * hd + i];
-            CHECK_NEAR(out[i], o, 1e-5);
+            CHECK_NEAR(out[i], o, r16 ? 2e-3 : 1e-5);
         }
+        if (r16)
+            for (int p = 0; p < n_kv; p++) CHECK(scores[p] == fp16_to_fp32(fp32_to_fp16(scores[p])));
     }
 }
 
