@@ -17,6 +17,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a task's labelled data"},
     {"baseline", cmd_baseline, "classical string-similarity matcher: tune and evaluate"},
     {"train", cmd_train, "LoRA fine-tuning with completion-only loss; llama.cpp adapter GGUF"},
+    {"quantize", cmd_quantize, "re-encode a model's weights in another type (q8_0, q4_k, ...)"},
 };
 
 static void usage(FILE *out) {
