@@ -4,11 +4,12 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "quant/matmul_ext.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
 bool matmul_supports_type(uint32_t type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0;
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || mm_ext_supports(type);
 }
 
 static size_t row_bytes_of(uint32_t type, int64_t n_in) {
@@ -16,7 +17,7 @@ static size_t row_bytes_of(uint32_t type, int64_t n_in) {
     case GGML_TYPE_F32: return (size_t)n_in * sizeof(float);
     case GGML_TYPE_Q4_1: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q4_1_t);
     case GGML_TYPE_Q8_0: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q8_0_t);
-    default: return 0;
+    default: return mm_ext_row_bytes(type, n_in);
     }
 }
 
@@ -168,6 +169,8 @@ static void matmul_job(void *ctx, int ith, int nth) {
                 v = matmul_dot_q4_1_q8_1(w->n_in, row, (const mm_block_q8_1_t *)((const char *)j->act + t * j->act_row), j->level);
             else if (w->type == GGML_TYPE_Q8_0)
                 v = matmul_dot_q8_0_q8_0(w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
+            else if (w->type != GGML_TYPE_F32)
+                v = mm_ext_dot(w->type, w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
             else
                 v = matmul_dot_f32(w->n_in, row, j->x + (size_t)t * w->n_in, j->level);
             j->out[(size_t)t * w->n_out + r] = v;

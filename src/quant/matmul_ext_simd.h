@@ -1,0 +1,88 @@
+/* Shared SIMD pieces of the Q8_0-activation kernels in matmul_q4_0.c and
+ * matmul_iq4_nl.c: each weight format expands one block to 32 signed bytes,
+ * and these helpers do the signed int8 dot product with its per-block scale. */
+#ifndef TL_QUANT_MATMUL_EXT_SIMD_H
+#define TL_QUANT_MATMUL_EXT_SIMD_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant/matmul_ext.h"
+
+#define EXT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define EXT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+EXT_AVX2 static inline float ext_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+EXT_AVX2 static inline float ext_h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 16 nibble bytes -> 32 bytes 0..15: low nibbles (elements 0..15), then high nibbles. */
+EXT_AVX2 static inline __m256i ext_nibbles(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+/* 32 bits -> 32 bytes, 0xff where bit j of the little-endian word is set. */
+EXT_AVX2 static inline __m256i ext_bits_to_bytes(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    __m256i v = _mm256_set1_epi32((int)x);
+    const __m256i pick = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
+    v = _mm256_shuffle_epi8(v, pick); /* byte j holds source byte j / 8 */
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* 8 int32 partial sums of the signed products qw[i] * qa[i]; exact (|qw|, |qa| <= 127). */
+EXT_AVX2 static inline __m256i ext_dot_i8_avx2(__m256i qw, __m256i qa) {
+    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* 16 int32 partial sums of two blocks' signed products, with VNNI. */
+EXT_AVX512 static inline __m512i ext_dot_i8_avx512(__m512i qw, __m512i qa) {
+    const __m512i zero = _mm512_setzero_si512();
+    __mmask64 neg = _mm512_movepi8_mask(qw);
+    return _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), _mm512_mask_sub_epi8(qa, neg, zero, qa));
+}
+
+EXT_AVX512 static inline __m512i ext_join(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+EXT_AVX2 static inline __m256i ext_load_q8(const mm_block_q8_0_t *a) {
+    return _mm256_loadu_si256((const __m256i *)a->qs);
+}
+
+/* The per-level loops, given an expander EXPAND(block pointer) -> __m256i of signed bytes. */
+#define EXT_DEFINE_DOTS(NAME, BLOCK_T, EXPAND)                                                                 \
+    EXT_AVX2 static float NAME##_avx2(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {              \
+        __m256 acc = _mm256_setzero_ps();                                                                      \
+        for (int64_t b = 0; b < n / MM_QK; b++) {                                                              \
+            __m256i p = ext_dot_i8_avx2(EXPAND(&w[b]), ext_load_q8(&a[b]));                                    \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(ext_h2f(w[b].d) * ext_h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc); \
+        }                                                                                                      \
+        return ext_hsum256(acc);                                                                               \
+    }                                                                                                          \
+    EXT_AVX512 static float NAME##_avx512(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {          \
+        int64_t nb = n / MM_QK, b = 0;                                                                         \
+        __m512 acc = _mm512_setzero_ps();                                                                      \
+        for (; b + 2 <= nb; b += 2) {                                                                          \
+            __m512i p = ext_dot_i8_avx512(ext_join(EXPAND(&w[b]), EXPAND(&w[b + 1])),                          \
+                                          ext_join(ext_load_q8(&a[b]), ext_load_q8(&a[b + 1])));               \
+            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(ext_h2f(w[b].d) * ext_h2f(a[b].d)),        \
+                                            _mm512_set1_ps(ext_h2f(w[b + 1].d) * ext_h2f(a[b + 1].d)));       \
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);                                              \
+        }                                                                                                      \
+        float s = _mm512_reduce_add_ps(acc);                                                                   \
+        if (b < nb) s += NAME##_avx2(MM_QK, w + b, a + b);                                                     \
+        return s;                                                                                              \
+    }
+
+#endif
