@@ -163,7 +163,21 @@ static void matmul_job(void *ctx, int ith, int nth) {
     threadpool_split(w->n_out, ith, nth, &r0, &r1);
     for (long r = r0; r < r1; r++) {
         const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
-        for (int t = 0; t < j->n_tokens; t++) {
+        int t = 0;
+        if (j->level == CPU_LEVEL_AVX512 && (w->type == GGML_TYPE_Q4_1 || w->type == GGML_TYPE_Q8_0)) {
+            /* tiles of four tokens share the weight row's unpacking */
+            for (; t + 4 <= j->n_tokens; t += 4) {
+                const void *acts[4];
+                float v4[4];
+                for (int k = 0; k < 4; k++) acts[k] = (const char *)j->act + (size_t)(t + k) * j->act_row;
+                if (w->type == GGML_TYPE_Q4_1)
+                    mm_dot4_q4_1_q8_1_avx512(w->n_in, row, (const mm_block_q8_1_t *const *)acts, v4);
+                else
+                    mm_dot4_q8_0_q8_0_avx512(w->n_in, row, (const mm_block_q8_0_t *const *)acts, v4);
+                for (int k = 0; k < 4; k++) j->out[(size_t)(t + k) * w->n_out + r] = v4[k];
+            }
+        }
+        for (; t < j->n_tokens; t++) {
             float v;
             if (w->type == GGML_TYPE_Q4_1)
                 v = matmul_dot_q4_1_q8_1(w->n_in, row, (const mm_block_q8_1_t *)((const char *)j->act + t * j->act_row), j->level);

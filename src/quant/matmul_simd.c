@@ -121,3 +121,60 @@ AVX512_TARGET float mm_dot_f32_avx512(int64_t n, const float *w, const float *a)
     for (; i < n; i++) s += w[i] * a[i];
     return s;
 }
+
+/* Four activation rows against one weight row: the weight nibbles are unpacked
+ * once per block pair. Per row, the arithmetic is exactly that of
+ * mm_dot_q4_1_q8_1_avx512 (same operations in the same order), so results do
+ * not depend on how tokens are grouped. */
+AVX512_TARGET void mm_dot4_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *const *a,
+                                            float *out) {
+    int64_t nb = n / MM_QK, b = 0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    for (; b + 2 <= nb; b += 2) {
+        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_nibbles(w[b].qs)), unpack_nibbles(w[b + 1].qs), 1);
+        float dw0 = h2f(w[b].d), dw1 = h2f(w[b + 1].d), mw0 = h2f(w[b].m), mw1 = h2f(w[b + 1].m);
+        for (int t = 0; t < 4; t++) {
+            const mm_block_q8_1_t *x = a[t];
+            __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
+                                            _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
+            __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa);
+            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dw0 * h2f(x[b].d)), _mm512_set1_ps(dw1 * h2f(x[b + 1].d)));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(pr), acc[t]);
+            summs[t] += mw0 * h2f(x[b].s);
+            summs[t] += mw1 * h2f(x[b + 1].s);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        float s = _mm512_reduce_add_ps(acc[t]);
+        if (b < nb) s += mm_dot_q4_1_q8_1_avx2(MM_QK, w + b, a[t] + b);
+        out[t] = s + summs[t];
+    }
+}
+
+AVX512_TARGET void mm_dot4_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *const *a,
+                                            float *out) {
+    int64_t nb = n / MM_QK, b = 0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m512i zero = _mm512_setzero_si512();
+    for (; b + 2 <= nb; b += 2) {
+        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
+        __mmask64 neg = _mm512_movepi8_mask(qw);
+        __m512i aw_abs = _mm512_abs_epi8(qw);
+        float dw0 = h2f(w[b].d), dw1 = h2f(w[b + 1].d);
+        for (int t = 0; t < 4; t++) {
+            const mm_block_q8_0_t *x = a[t];
+            __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
+                                            _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
+            __m512i pr = _mm512_dpbusd_epi32(zero, aw_abs, _mm512_mask_sub_epi8(qa, neg, zero, qa));
+            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dw0 * h2f(x[b].d)), _mm512_set1_ps(dw1 * h2f(x[b + 1].d)));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(pr), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        float s = _mm512_reduce_add_ps(acc[t]);
+        if (b < nb) s += mm_dot_q8_0_q8_0_avx2(MM_QK, w + b, a[t] + b);
+        out[t] = s;
+    }
+}

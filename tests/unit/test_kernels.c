@@ -155,7 +155,7 @@ TEST(dot_f32_all_levels) {
 
 /* matmul_forward: every output equals the row dot product; bit-identical with 1 and 3 threads. */
 static void check_matmul(uint32_t type) {
-    int n_in = 96, n_out = 37, n_tok = 5;
+    int n_in = 96, n_out = 37, n_tok = 9; /* 9 tokens: two four-token tiles (AVX-512) and a single */
     size_t rb = type == GGML_TYPE_Q4_1 ? 3 * sizeof(mm_block_q4_1_t)
               : type == GGML_TYPE_Q8_0 ? 3 * sizeof(mm_block_q8_0_t) : (size_t)n_in * 4;
     uint8_t *wd = malloc(rb * (size_t)n_out);
