@@ -204,9 +204,10 @@ TEST(eval_errors) {
     CHECK_EQ_INT(model_eval(c, bad, 2, NULL, false, &err), -1);
     CHECK_CONTAINS(err.msg, "id 999999");
     CHECK_EQ_INT(model_ctx_pos(c), 5);
+    model_ctx_free(c);
     CHECK_EQ_INT(model_ctx_new(&c, M1, 0, &err), -1);
     CHECK_CONTAINS(err.msg, "context size 0");
-    model_ctx_free(c);
+    CHECK(c == NULL);
 }
 
 static int write_fake(const char *path, const char *arch, int with_meta) {
