@@ -52,6 +52,7 @@ static void usage(FILE *out) {
             "  -t, --threads N         worker threads (default: one per core)\n"
             "      --log-every N       progress line every N steps (default 1)\n"
             "      --resume            continue from DIR/checkpoint.bin\n"
+            "      --stop-after N      stop after step N as if interrupted (tests of --resume)\n"
             "      --json              print a JSON summary on stdout\n"
             "  -h, --help              this help\n");
 }
@@ -78,7 +79,7 @@ int cmd_train(int argc, char **argv) {
     enum {
         O_TASK = 256, O_TASKDIR, O_TRAIN, O_EVAL, O_RANK, O_ALPHA, O_TARGETS, O_DROPOUT, O_EPOCHS, O_MAXSTEPS, O_LR,
         O_SCHED, O_WARMUP, O_WD, O_CLIP, O_BATCH, O_MICRO, O_EVERY, O_ELIMIT, O_TLIMIT, O_PATIENCE, O_END, O_SEED,
-        O_LOGEVERY, O_RESUME, O_JSON
+        O_LOGEVERY, O_RESUME, O_JSON, O_STOPAFTER
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"task", required_argument, 0, O_TASK},
@@ -95,7 +96,7 @@ int cmd_train(int argc, char **argv) {
         {"patience", required_argument, 0, O_PATIENCE}, {"end-token", no_argument, 0, O_END},
         {"seed", required_argument, 0, O_SEED},     {"threads", required_argument, 0, 't'},
         {"log-every", required_argument, 0, O_LOGEVERY}, {"resume", no_argument, 0, O_RESUME},
-        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
+        {"json", no_argument, 0, O_JSON},           {"stop-after", required_argument, 0, O_STOPAFTER},           {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     trainer_opts_t o;
     trainer_opts_default(&o);
@@ -152,6 +153,7 @@ int cmd_train(int argc, char **argv) {
         case O_LOGEVERY: if (parse_long(optarg, 0, 1L << 30, &v)) bad = "--log-every"; else o.log_every = (int)v; break;
         case O_RESUME: o.resume = true; break;
         case O_JSON: json = 1; break;
+        case O_STOPAFTER: if (parse_long(optarg, 1, 1L << 40, &o.stop_after)) bad = "--stop-after"; break;
         case 'h': usage(stdout); return CLI_OK;
         default:
             return cli_usage_error(CMD, "unknown option or missing value: %s (see tasklm train --help)",

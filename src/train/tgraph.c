@@ -38,6 +38,7 @@ struct train_graph {
     size_t mm_scratch_bytes;
     float drop_p;
     uint64_t drop_seed;
+    bool infer; /* forward only: base weights through matmul_forward, as inference computes them */
 };
 
 static float *falloc(size_t n) {
@@ -149,7 +150,7 @@ static mm_env_t env_of(const train_graph_t *g) {
 static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const mm_weight_t *w, const float *bias,
                         int layer, int target, float *ax, tl_err_t *err) {
     mm_env_t env = env_of(g);
-    if (matmul_forward_dequant(y, x, w, N, &env, err)) return -1;
+    if (g->infer ? matmul_forward(y, x, w, N, &env, err) : matmul_forward_dequant(y, x, w, N, &env, err)) return -1;
     long n_out = w->n_out;
     if (bias)
         for (int t = 0; t < N; t++)
@@ -304,6 +305,7 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
         }
     }
     int rc = -1;
+    g->infer = !backward;
     if (grow_answers(g, n_ans)) {
         tl_fail(err, "training batch: out of memory for %d answer rows", n_ans);
         goto done;
@@ -374,7 +376,9 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
     }
     {
         mm_env_t env = env_of(g);
-        if (matmul_forward_dequant(g->logits, g->xnf, &m->output, n_ans, &env, err)) goto done;
+        if (g->infer ? matmul_forward(g->logits, g->xnf, &m->output, n_ans, &env, err)
+                     : matmul_forward_dequant(g->logits, g->xnf, &m->output, n_ans, &env, err))
+            goto done;
     }
     k = 0;
     for (int s = 0; s < n_seqs; s++) {

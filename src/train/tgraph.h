@@ -37,7 +37,10 @@ void train_graph_set_dropout(train_graph_t *g, float p, uint64_t seed);
  * predict each sequence's first answer token. backward: also accumulate
  * gscale * d(sum of -log p)/d(param) into the adapter's gradients (the caller
  * sets gscale = 1 / answer tokens in the batch and zeroes the gradients).
- * Sequences need n_tokens > n_prompt unless only first_logits is wanted. */
+ * Sequences need n_tokens > n_prompt unless only first_logits is wanted.
+ * With backward, the frozen weights multiply fp32 activations (rows dequantized
+ * on the fly); without it, they go through matmul_forward exactly as inference
+ * (model_eval, llama.cpp) computes them, so evaluation scores match inference. */
 int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool backward, float gscale,
                     double *seq_logprob, float *first_logits, tl_err_t *err);
 

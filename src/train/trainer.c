@@ -651,6 +651,7 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         if (bad) return -1;
         run_secs = 0;
         run_tokens = 0;
+        if (o->stop_after > 0 && s.step >= o->stop_after) break;
         if (o->patience > 0 && s.bad_evals >= o->patience && s.step < total) {
             if (t->progress)
                 fprintf(t->progress, "train: early stop at step %ld (no better macro-F1 in %ld evaluations)\n", s.step,

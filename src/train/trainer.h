@@ -35,6 +35,7 @@ typedef struct {
     bool end_token;      /* append EOS to the answer */
     bool resume;
     int log_every;
+    long stop_after;     /* > 0: stop after this step (tests of --resume) */
 } trainer_opts_t;
 
 void trainer_opts_default(trainer_opts_t *o);
