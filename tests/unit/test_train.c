@@ -1,0 +1,274 @@
+/* Training kernels: each backward against central finite differences of its
+ * forward computed in double precision, SIMD tile kernels against their scalar
+ * twins, and the AdamW / schedule formulas against hand-derived values. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "quant/types.h"
+#include "tl_test.h"
+#include "train/adamw.h"
+#include "train/matmul_bwd.h"
+#include "train/ops.h"
+
+static unsigned long long rng = 88172645463325252ULL;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* loss = sum_i c[i] * f(x)[i]: gradient of x by finite differences of f. */
+typedef void (*vec_fn)(double *y, const double *x, int n, const void *ctx);
+
+static void fd_grad(double *g, vec_fn f, const double *x, int n, int m, const double *c, const void *ctx) {
+    double *xp = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * m);
+    for (int i = 0; i < n; i++) {
+        double h = 1e-6, lp = 0, lm = 0;
+        memcpy(xp, x, sizeof(double) * n);
+        xp[i] = x[i] + h;
+        f(y, xp, n, ctx);
+        for (int k = 0; k < m; k++) lp += c[k] * y[k];
+        xp[i] = x[i] - h;
+        f(y, xp, n, ctx);
+        for (int k = 0; k < m; k++) lm += c[k] * y[k];
+        g[i] = (lp - lm) / (2 * h);
+    }
+    free(xp);
+    free(y);
+}
+
+static void rms_d(double *y, const double *x, int n, const void *ctx) {
+    const float *w = ctx;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+TEST(rmsnorm_backward_matches_finite_differences) {
+    enum { N = 40 };
+    float x[N], w[N], dy[N], dx[N];
+    double xd[N], c[N], g[N];
+    for (int i = 0; i < N; i++) x[i] = frand(), w[i] = 1 + 0.3f * frand(), dy[i] = frand(), xd[i] = x[i], c[i] = dy[i];
+    rmsnorm_backward(dx, dy, x, w, N, 1e-5f, 0);
+    fd_grad(g, rms_d, xd, N, N, c, w);
+    for (int i = 0; i < N; i++) CHECK_NEAR(dx[i], g[i], 1e-4);
+    float acc[N];
+    for (int i = 0; i < N; i++) acc[i] = 1.0f;
+    rmsnorm_backward(acc, dy, x, w, N, 1e-5f, 1);
+    for (int i = 0; i < N; i++) CHECK_NEAR(acc[i], 1.0f + dx[i], 1e-6);
+}
+
+TEST(rope_backward_inverts_the_rotation) {
+    enum { HD = 16, NH = 3 };
+    float cs[HD], x[NH * HD], y[NH * HD];
+    rope_table(cs, 7, HD, 10000.0f);
+    for (int i = 0; i < NH * HD; i++) x[i] = y[i] = frand();
+    /* a rotation's gradient is its transpose = its inverse */
+    rope_forward(y, NH, HD, HD, cs, 0);
+    rope_backward(y, NH, HD, HD, cs, 0);
+    for (int i = 0; i < NH * HD; i++) CHECK_NEAR(y[i], x[i], 1e-6);
+    /* <dy, R x> == <R^T dy, x> */
+    float dy[NH * HD], rx[NH * HD];
+    double a = 0, b = 0;
+    for (int i = 0; i < NH * HD; i++) dy[i] = frand(), rx[i] = x[i];
+    rope_forward(rx, NH, HD, HD, cs, 0);
+    for (int i = 0; i < NH * HD; i++) a += (double)dy[i] * rx[i];
+    rope_backward(dy, NH, HD, HD, cs, 0);
+    for (int i = 0; i < NH * HD; i++) b += (double)dy[i] * x[i];
+    CHECK_NEAR(a, b, 1e-5);
+}
+
+static void swiglu_g(double *y, const double *g, int n, const void *ctx) {
+    const float *u = ctx;
+    for (int i = 0; i < n; i++) y[i] = g[i] / (1 + exp(-g[i])) * u[i];
+}
+
+TEST(swiglu_backward_matches_finite_differences) {
+    enum { N = 32 };
+    float g[N], u[N], dh[N], dg[N], du[N];
+    double gd[N], c[N], fd[N];
+    for (int i = 0; i < N; i++) g[i] = 3 * frand(), u[i] = frand(), dh[i] = frand(), gd[i] = g[i], c[i] = dh[i];
+    swiglu_backward(dg, du, dh, g, u, N);
+    fd_grad(fd, swiglu_g, gd, N, N, c, u);
+    for (int i = 0; i < N; i++) {
+        CHECK_NEAR(dg[i], fd[i], 1e-4);
+        CHECK_NEAR(du[i], dh[i] * g[i] / (1 + expf(-g[i])), 1e-6);
+    }
+}
+
+enum { T = 5, HD = 8 };
+typedef struct {
+    int which; /* 0: q, 1: k, 2: v */
+    const float *q, *k, *v;
+} attn_ctx_t;
+
+static void attn_d(double *y, const double *x, int n, const void *vctx) {
+    const attn_ctx_t *c = vctx;
+    double q[T * HD], k[T * HD], v[T * HD];
+    for (int i = 0; i < T * HD; i++) q[i] = c->q[i], k[i] = c->k[i], v[i] = c->v[i];
+    double *p = c->which == 0 ? q : c->which == 1 ? k : v;
+    for (int i = 0; i < n; i++) p[i] = x[i];
+    for (int i = 0; i < T; i++) {
+        double s[T], mx = -1e300, sum = 0;
+        for (int j = 0; j <= i; j++) {
+            s[j] = 0;
+            for (int d = 0; d < HD; d++) s[j] += q[i * HD + d] * k[j * HD + d];
+            s[j] /= sqrt((double)HD);
+            if (s[j] > mx) mx = s[j];
+        }
+        for (int j = 0; j <= i; j++) sum += s[j] = exp(s[j] - mx);
+        for (int d = 0; d < HD; d++) {
+            double o = 0;
+            for (int j = 0; j <= i; j++) o += s[j] / sum * v[j * HD + d];
+            y[i * HD + d] = o;
+        }
+    }
+}
+
+TEST(causal_attention_backward_matches_finite_differences) {
+    float q[T * HD], k[T * HD], v[T * HD], out[T * HD], P[T * T], dout[T * HD];
+    float dq[T * HD], dk[T * HD] = {0}, dv[T * HD] = {0}, tmp[T];
+    double c[T * HD], g[T * HD], x[T * HD];
+    for (int i = 0; i < T * HD; i++) q[i] = frand(), k[i] = frand(), v[i] = frand(), dout[i] = frand(), c[i] = dout[i];
+    causal_attention_forward(out, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD));
+    for (int i = 0; i < T; i++) {
+        double s = 0;
+        for (int j = 0; j < T; j++) s += P[i * T + j];
+        CHECK_NEAR(s, 1.0, 1e-6);
+        CHECK(P[i * T + T - 1] == 0.0f || i == T - 1); /* causal */
+    }
+    causal_attention_backward(dq, dk, dv, dout, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD), tmp);
+    const float *src[3] = {q, k, v};
+    float *ours[3] = {dq, dk, dv};
+    for (int w = 0; w < 3; w++) {
+        attn_ctx_t ctx = {w, q, k, v};
+        for (int i = 0; i < T * HD; i++) x[i] = src[w][i];
+        fd_grad(g, attn_d, x, T * HD, T * HD, c, &ctx);
+        for (int i = 0; i < T * HD; i++) CHECK_NEAR(ours[w][i], g[i], 2e-4);
+    }
+}
+
+TEST(cross_entropy_gradient_is_softmax_minus_onehot) {
+    enum { V = 50 };
+    float z[V], dz[V];
+    for (int i = 0; i < V; i++) z[i] = 4 * frand();
+    double lp = cross_entropy_forward_backward(z, V, 7, dz, 0.5f);
+    double lse = 0;
+    for (int i = 0; i < V; i++) lse += exp((double)z[i]);
+    CHECK_NEAR(lp, z[7] - log(lse), 1e-9);
+    for (int i = 0; i < V; i++) CHECK_NEAR(dz[i], 0.5 * (exp(z[i]) / lse - (i == 7)), 1e-7);
+    /* in place: the value is computed before the row is overwritten */
+    float zz[V];
+    memcpy(zz, z, sizeof z);
+    CHECK_NEAR(cross_entropy_forward_backward(zz, V, 7, zz, 1.0f), lp, 1e-12);
+}
+
+TEST(sgemm_all_transpositions_match_naive) {
+    enum { M = 7, N = 9, K = 5 };
+    float A[M * K], B[K * N], At[K * M], Bt[N * K], C[M * N];
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) A[i * K + k] = At[k * M + i] = frand();
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) B[k * N + j] = Bt[j * K + k] = frand();
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int i = 0; i < M * N; i++) C[i] = 1.0f;
+            train_sgemm(NULL, ta, tb, M, N, K, 2.0f, ta ? At : A, ta ? M : K, tb ? Bt : B, tb ? K : N, 0.5f, C, N);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
+                    CHECK_NEAR(C[i * N + j], 0.5 + 2 * s, 1e-5);
+                }
+        }
+}
+
+TEST(tile_kernels_simd_match_scalar) {
+    enum { R = 16, NC = 77, TT = 6 };
+    static float tile[R * NC], dy[R], x[TT * NC], d0[NC], d1[NC], d2[NC], y0[TT * R], y1[TT * R];
+    for (int i = 0; i < R * NC; i++) tile[i] = frand();
+    for (int i = 0; i < R; i++) dy[i] = frand();
+    for (int i = 0; i < TT * NC; i++) x[i] = frand();
+    for (int n = 1; n <= NC; n += 19) {
+        for (int i = 0; i < NC; i++) d0[i] = d1[i] = d2[i] = (float)i;
+        matmul_bwd_tile(d0, dy, tile, NC, R, n, CPU_LEVEL_SCALAR);
+        cpu_level_t have = cpu_detect_level();
+        matmul_bwd_tile(d1, dy, tile, NC, R, n, have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2);
+        matmul_bwd_tile(d2, dy, tile, NC, R, n, have);
+        for (int i = 0; i < NC; i++) {
+            CHECK_NEAR(d1[i], d0[i], 1e-4);
+            CHECK_NEAR(d2[i], d0[i], 1e-4);
+        }
+        matmul_fwd_tile(y0, R, x, NC, tile, NC, TT, R, n, CPU_LEVEL_SCALAR);
+        matmul_fwd_tile(y1, R, x, NC, tile, NC, TT, R, n, cpu_detect_level());
+        for (int i = 0; i < TT * R; i++) CHECK_NEAR(y1[i], y0[i], 1e-4);
+    }
+}
+
+TEST(backward_input_over_q8_0_equals_dequantized_product) {
+    enum { NIN = 64, NOUT = 20, NT = 3 };
+    /* Q8_0 blocks: fp16 scale + 32 int8 */
+    static unsigned char wq[NOUT * 2 * 34];
+    static float wf[NOUT * NIN], dy[NT * NOUT], dx[NT * NIN];
+    for (int r = 0; r < NOUT; r++)
+        for (int b = 0; b < 2; b++) {
+            unsigned char *blk = wq + (r * 2 + b) * 34;
+            uint16_t d = fp32_to_fp16(0.01f * (1 + r % 3));
+            memcpy(blk, &d, 2);
+            for (int i = 0; i < 32; i++) {
+                int8_t q = (int8_t)((r * 7 + i * 3 + b) % 255 - 127);
+                blk[2 + i] = (unsigned char)q;
+                wf[r * NIN + b * 32 + i] = fp16_to_fp32(d) * q;
+            }
+        }
+    for (int i = 0; i < NT * NOUT; i++) dy[i] = frand();
+    mm_weight_t w;
+    tl_err_t err;
+    CHECK(matmul_weight_init(&w, "w", GGML_TYPE_Q8_0, NIN, NOUT, wq, &err) == 0);
+    mm_env_t env = {.pool = NULL, .level = cpu_detect_level()};
+    CHECK(matmul_backward_input(dx, dy, &w, NT, &env, 0, &err) == 0);
+    for (int t = 0; t < NT; t++)
+        for (int i = 0; i < NIN; i++) {
+            double s = 0;
+            for (int o = 0; o < NOUT; o++) s += (double)dy[t * NOUT + o] * wf[o * NIN + i];
+            CHECK_NEAR(dx[t * NIN + i], s, 1e-4);
+        }
+    static float y[NT * NOUT], x[NT * NIN];
+    for (int i = 0; i < NT * NIN; i++) x[i] = frand();
+    CHECK(matmul_forward_dequant(y, x, &w, NT, &env, &err) == 0);
+    for (int t = 0; t < NT; t++)
+        for (int o = 0; o < NOUT; o++) {
+            double s = 0;
+            for (int i = 0; i < NIN; i++) s += (double)x[t * NIN + i] * wf[o * NIN + i];
+            CHECK_NEAR(y[t * NOUT + o], s, 1e-4);
+        }
+}
+
+TEST(adamw_first_step_and_schedule) {
+    adamw_cfg_t cfg = {0.9f, 0.999f, 1e-8f, 0.1f};
+    float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
+    adamw_update(p, g, m, v, 2, &cfg, 0.01f, 1);
+    /* bias-corrected first step moves by lr * sign(g) (plus decoupled decay lr*wd*p) */
+    CHECK_NEAR(p[0], 1.0 - 0.01 * (1.0 + 0.1 * 1.0), 1e-6);
+    CHECK_NEAR(p[1], -2.0 - 0.01 * (-1.0 + 0.1 * -2.0), 1e-6);
+    CHECK_NEAR(sched_lr(SCHED_LINEAR, 1.0f, 0, 10, 2), 0.5, 1e-7);
+    CHECK_NEAR(sched_lr(SCHED_LINEAR, 1.0f, 2, 10, 2), 1.0, 1e-7);
+    CHECK_NEAR(sched_lr(SCHED_LINEAR, 1.0f, 6, 10, 2), 0.5, 1e-7);
+    CHECK_NEAR(sched_lr(SCHED_COSINE, 1.0f, 6, 10, 2), 0.5, 1e-6);
+    CHECK_NEAR(sched_lr(SCHED_COSINE, 1.0f, 4, 10, 2), 0.5 * (1 + cos(M_PI * 0.25)), 1e-6);
+}
+
+int main(void) {
+    RUN(rmsnorm_backward_matches_finite_differences);
+    RUN(rope_backward_inverts_the_rotation);
+    RUN(swiglu_backward_matches_finite_differences);
+    RUN(causal_attention_backward_matches_finite_differences);
+    RUN(cross_entropy_gradient_is_softmax_minus_onehot);
+    RUN(sgemm_all_transpositions_match_naive);
+    RUN(tile_kernels_simd_match_scalar);
+    RUN(backward_input_over_q8_0_equals_dequantized_product);
+    RUN(adamw_first_step_and_schedule);
+    return tl_test_summary("test_train");
+}
