@@ -28,6 +28,7 @@ static void usage(FILE *out) {
             "  --threads N             model threads (default: one per core)\n"
             "  --max-batch N           inputs per engine batch (default 16)\n"
             "  --max-wait-ms N         wait for a batch to fill after its first input (default 2)\n"
+            "  --max-batch-tokens N    tokens per forward pass (default 1024; raised to fit one input)\n"
             "  --queue-size N          inputs waiting at most; beyond, 503 + Retry-After (default 256)\n"
             "  --max-body-bytes N      larger bodies get 413 (default 1048576)\n"
             "  --max-name-bytes N      longer names get 400 (default: the task's max_field_bytes)\n"
@@ -66,6 +67,7 @@ int cmd_serve(int argc, char **argv) {
         {"queue-size", required_argument, 0, 'q'}, {"max-body-bytes", required_argument, 0, 'B'},
         {"max-name-bytes", required_argument, 0, 'N'}, {"api-key-file", required_argument, 0, 'k'},
         {"max-connections", required_argument, 0, 'C'}, {"drain-timeout", required_argument, 0, 'D'},
+        {"max-batch-tokens", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *cmd = "serve";
@@ -85,10 +87,10 @@ int cmd_serve(int argc, char **argv) {
         case 'T': task_dir = optarg; break;
         case 'H': o.host = optarg; break;
         case 'k': key_file = optarg; break;
-        case 'p': case 'j': case 'b': case 'w': case 'q': case 'B': case 'N': case 'C': case 'D': {
+        case 'p': case 'j': case 'b': case 'w': case 'q': case 'B': case 'N': case 'C': case 'D': case 'K': {
             long lo = c == 'p' || c == 'w' ? 0 : 1;
             long hi = c == 'p' ? 65535 : c == 'j' ? 1024 : c == 'b' ? 1024 : c == 'w' ? 10000 : c == 'B' ? (1L << 30)
-                    : c == 'D' ? 3600 : c == 'C' ? 100000 : (1L << 24);
+                    : c == 'D' ? 3600 : c == 'K' ? 65536 : c == 'C' ? 100000 : (1L << 24);
             if (parse_long(optarg, lo, hi, &v))
                 return cli_usage_error(cmd, "%s '%s' must be an integer in %ld..%ld", name, optarg, lo, hi);
             if (c == 'p') o.port = (int)v;
@@ -99,6 +101,7 @@ int cmd_serve(int argc, char **argv) {
             else if (c == 'B') o.max_body_bytes = (size_t)v;
             else if (c == 'N') o.max_name_bytes = (size_t)v;
             else if (c == 'C') o.max_connections = (int)v;
+            else if (c == 'K') o.max_batch_tokens = (int)v;
             else drain = v;
             break;
         }

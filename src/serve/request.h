@@ -6,13 +6,14 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
 #include "task/task.h"
 
 /* A parse failure: HTTP status, error type ("invalid_request_error", ...) and message. */
 typedef struct {
     int status;
     char type[48];
-    char message[256];
+    char message[sizeof(tl_err_t)]; /* as long as an engine error, which a 500 carries */
 } serve_error_t;
 
 /* One input: the task's field values, in template order (trimmed copies). */

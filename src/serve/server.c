@@ -28,9 +28,9 @@ typedef struct {
     const char *const *fields;
     serve_result_t *res;
     int rc;
-    char err[512];
+    tl_err_t err;
     serve_job_t *job;
-} serve_item_t;
+} serve_qitem_t;
 
 struct serve_server {
     serve_opts_t o;
@@ -72,7 +72,8 @@ static void job_done(serve_job_t *j) {
 static void *worker_main(void *arg) {
     serve_server_t *s = arg;
     serve_engine_opts_t eo = {.model_path = s->o.model_path, .task = s->o.task, .threads = s->o.threads,
-                              .max_field_bytes = s->o.max_name_bytes};
+                              .max_field_bytes = s->o.max_name_bytes, .max_batch = s->o.max_batch,
+                              .max_batch_tokens = s->o.max_batch_tokens};
     if (serve_engine_new(&s->engine, &eo, &s->load_err)) {
         atomic_store(&s->state, -1);
         /* answer whatever arrives until the queue is closed */
@@ -81,9 +82,12 @@ static void *worker_main(void *arg) {
     }
     size_t maxb = (size_t)s->o.max_batch;
     void **batch = calloc(maxb, sizeof *batch);
-    if (!batch) {
+    serve_item_t *work = calloc(maxb, sizeof *work);
+    if (!batch || !work) {
         atomic_store(&s->state, -1);
         snprintf(s->load_err.msg, sizeof s->load_err.msg, "worker: out of memory");
+        serve_engine_free(s->engine);
+        s->engine = NULL;
     }
     for (;;) {
         void *one[1];
@@ -93,27 +97,32 @@ static void *worker_main(void *arg) {
         void **items = batch ? batch : one;
         atomic_store(&s->m.queue_depth, (unsigned long)serve_queue_depth(&s->q));
         serve_metrics_batch(&s->m, n);
+        if (s->engine) {
+            for (size_t i = 0; i < n; i++) work[i].fields = ((serve_qitem_t *)items[i])->fields;
+            serve_engine_classify_many(s->engine, work, (int)n, 0);
+        }
         for (size_t i = 0; i < n; i++) {
-            serve_item_t *it = items[i];
-            tl_err_t err = {{0}};
-            serve_cost_t cost;
+            serve_qitem_t *it = items[i];
             if (!s->engine) {
                 it->rc = -1;
-                snprintf(it->err, sizeof it->err, "the model is not loaded");
-            } else if (serve_engine_classify(s->engine, it->fields, it->res->probs, NULL, &it->res->label, &cost, &err)) {
+                snprintf(it->err.msg, sizeof it->err.msg, "the model is not loaded");
+            } else if (work[i].rc) {
                 it->rc = -1;
-                snprintf(it->err, sizeof it->err, "%s", err.msg);
+                it->err = work[i].err;
             } else {
                 it->rc = 0;
+                it->res->label = work[i].label;
+                memcpy(it->res->probs, work[i].probs, sizeof it->res->probs);
                 atomic_fetch_add(&s->m.classifications, 1);
-                atomic_fetch_add(&s->m.tokens_prompt, (unsigned long)cost.n_prompt);
-                atomic_fetch_add(&s->m.tokens_evaluated, (unsigned long)cost.n_evaluated);
-                if (cost.prefix_fallback) atomic_fetch_add(&s->m.prefix_fallbacks, 1);
+                atomic_fetch_add(&s->m.tokens_prompt, (unsigned long)work[i].cost.n_prompt);
+                atomic_fetch_add(&s->m.tokens_evaluated, (unsigned long)work[i].cost.n_evaluated);
+                if (work[i].cost.prefix_fallback) atomic_fetch_add(&s->m.prefix_fallbacks, 1);
             }
             job_done(it->job);
         }
     }
     free(batch);
+    free(work);
     return NULL;
 }
 
@@ -174,7 +183,7 @@ static enum MHD_Result route_classify(serve_server_t *s, struct MHD_Connection *
         return respond_error(s, c, st, &e, NULL, NULL);
     }
     size_t n = req.n_inputs;
-    serve_item_t *items = calloc(n, sizeof *items);
+    serve_qitem_t *items = calloc(n, sizeof *items);
     serve_result_t *res = calloc(n, sizeof *res);
     void **ptrs = calloc(n, sizeof *ptrs);
     enum MHD_Result ret;
@@ -207,7 +216,7 @@ static enum MHD_Result route_classify(serve_server_t *s, struct MHD_Connection *
     pthread_cond_destroy(&job.cv);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc) {
-            ret = fail(s, c, st, 500, "server_error", items[i].err);
+            ret = fail(s, c, st, 500, "server_error", items[i].err.msg);
             goto done;
         }
     char *txt = serve_result_json(s->o.task, res, n, req.is_batch, s->model_name, (now_s() - st->t0) * 1e3);

@@ -1,0 +1,277 @@
+/* Multi-sequence evaluation over a shared cached prefix (see batch.h). The
+ * per-token arithmetic is the one of forward.c (same kernels, same fp16
+ * rounding of q/k/v and of the attention probabilities, same summation
+ * order), so a token's results do not depend on the batch it is in. */
+#include "model/batch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/model_internal.h"
+#include "quant/types.h"
+
+struct model_batch {
+    const model_t *m;
+    int max_tokens, max_depth, max_prefix;
+    int n_last; /* tokens of the last successful model_batch_eval (hidden states in x) */
+    float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
+    float *scores;     /* n_threads * (max_prefix + max_depth) */
+    int *anc;          /* max_tokens * max_depth: ancestors of each token, oldest first, itself last */
+    int *anc_len, *n_pre;
+    void *mm_scratch;
+    size_t mm_scratch_bytes;
+};
+
+struct model_head {
+    mm_weight_t w;
+    void *data;
+    int n;
+};
+
+static void *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+int model_batch_new(model_batch_t **out, const model_t *m, int max_tokens, int max_depth, int max_prefix,
+                    tl_err_t *err) {
+    *out = NULL;
+    if (max_tokens <= 0 || max_depth <= 0 || max_prefix < 0 || max_tokens > (1 << 20) || max_depth > (1 << 20))
+        return tl_fail(err, "model batch: bad sizes (%d tokens, depth %d, prefix %d)", max_tokens, max_depth, max_prefix);
+    const model_config_t *cf = &m->cfg;
+    model_batch_t *b = calloc(1, sizeof *b);
+    if (!b) return tl_fail(err, "model batch: out of memory");
+    b->m = m;
+    b->max_tokens = max_tokens;
+    b->max_depth = max_depth;
+    b->max_prefix = max_prefix;
+    size_t E = cf->n_embd, Q = (size_t)cf->n_head * cf->head_dim, KV = (size_t)cf->n_head_kv * cf->head_dim;
+    size_t T = (size_t)max_tokens, F = cf->n_ff, nth = (size_t)threadpool_n_threads(m->pool);
+    size_t max_in = E > F ? E : F;
+    if (Q > max_in) max_in = Q;
+    b->mm_scratch_bytes = matmul_scratch_bytes((int64_t)max_in, max_tokens);
+    b->x = alloc_floats(T * E);
+    b->xn = alloc_floats(T * E);
+    b->q = alloc_floats(T * Q);
+    b->k = alloc_floats(T * KV);
+    b->v = alloc_floats(T * KV);
+    b->att = alloc_floats(T * Q);
+    b->o = alloc_floats(T * E);
+    b->g = alloc_floats(T * F);
+    b->u = alloc_floats(T * F);
+    b->rope = alloc_floats(T * cf->n_rot);
+    b->scores = alloc_floats(nth * (size_t)(max_prefix + max_depth));
+    b->anc = calloc(T * (size_t)max_depth, sizeof *b->anc);
+    b->anc_len = calloc(T, sizeof *b->anc_len);
+    b->n_pre = calloc(T, sizeof *b->n_pre);
+    b->mm_scratch = aligned_alloc(64, (b->mm_scratch_bytes + 63) & ~(size_t)63);
+    if (!b->x || !b->xn || !b->q || !b->k || !b->v || !b->att || !b->o || !b->g || !b->u || !b->rope || !b->scores ||
+        !b->anc || !b->anc_len || !b->n_pre || !b->mm_scratch) {
+        model_batch_free(b);
+        return tl_fail(err, "model batch of %d tokens: out of memory", max_tokens);
+    }
+    *out = b;
+    return 0;
+}
+
+void model_batch_free(model_batch_t *b) {
+    if (!b) return;
+    free(b->x);
+    free(b->xn);
+    free(b->q);
+    free(b->k);
+    free(b->v);
+    free(b->att);
+    free(b->o);
+    free(b->g);
+    free(b->u);
+    free(b->rope);
+    free(b->scores);
+    free(b->anc);
+    free(b->anc_len);
+    free(b->n_pre);
+    free(b->mm_scratch);
+    free(b);
+}
+
+int model_batch_max_tokens(const model_batch_t *b) { return b->max_tokens; }
+
+int model_head_new(model_head_t **out, const model_t *m, const int32_t *ids, int n, tl_err_t *err) {
+    *out = NULL;
+    const mm_weight_t *o = &m->output;
+    if (n <= 0) return tl_fail(err, "model head: no ids");
+    for (int k = 0; k < n; k++)
+        if (ids[k] < 0 || ids[k] >= o->n_out)
+            return tl_fail(err, "model head: id %d is out of range for a vocabulary of %lld", ids[k], (long long)o->n_out);
+    model_head_t *h = calloc(1, sizeof *h);
+    if (!h) return tl_fail(err, "model head: out of memory");
+    h->data = aligned_alloc(64, ((size_t)n * o->row_bytes + 63) & ~(size_t)63);
+    if (!h->data) {
+        free(h);
+        return tl_fail(err, "model head: out of memory");
+    }
+    for (int k = 0; k < n; k++)
+        memcpy((char *)h->data + (size_t)k * o->row_bytes, (const char *)o->data + (size_t)ids[k] * o->row_bytes,
+               o->row_bytes);
+    h->w = *o;
+    h->w.n_out = n;
+    h->w.data = h->data;
+    h->n = n;
+    *out = h;
+    return 0;
+}
+
+void model_head_free(model_head_t *h) {
+    if (!h) return;
+    free(h->data);
+    free(h);
+}
+
+typedef struct {
+    model_batch_t *b;
+    const model_ctx_t *pc;
+    int layer, n;
+} battn_job_t;
+
+/* softmax(scale * K q) V over the token's root prefix rows, then its own
+ * ancestors, in position order (the order forward.c sums in). */
+static void batch_attention_job(void *arg, int ith, int nth) {
+    battn_job_t *j = arg;
+    model_batch_t *b = j->b;
+    const model_ctx_t *pc = j->pc;
+    const model_t *m = b->m;
+    const model_config_t *cf = &m->cfg;
+    int H = (int)cf->n_head, hd = (int)cf->head_dim, group = (int)(cf->n_head / cf->n_head_kv);
+    long KV = (long)cf->n_head_kv * hd, Q = (long)H * hd;
+    const float *kc = pc->k_cache + (size_t)j->layer * pc->n_ctx * KV;
+    const float *vc = pc->v_cache + (size_t)j->layer * pc->n_ctx * KV;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *scores = b->scores + (size_t)ith * (size_t)(b->max_prefix + b->max_depth);
+    long i0, i1;
+    threadpool_split((long)j->n * H, ith, nth, &i0, &i1);
+    for (long i = i0; i < i1; i++) {
+        int t = (int)(i / H), h = (int)(i % H), kvh = h / group;
+        int np = b->n_pre[t], na = b->anc_len[t];
+        const int *anc = b->anc + (size_t)t * b->max_depth;
+        const float *q = b->q + t * Q + (long)h * hd;
+        for (int p = 0; p < np; p++) scores[p] = scale * matmul_dot_f32(hd, q, kc + p * KV + (long)kvh * hd, m->level);
+        for (int a = 0; a < na; a++)
+            scores[np + a] = scale * matmul_dot_f32(hd, q, b->k + anc[a] * KV + (long)kvh * hd, m->level);
+        softmax_forward(scores, np + na);
+        for (int p = 0; p < np + na; p++) scores[p] = fp16_to_fp32(fp32_to_fp16(scores[p]));
+        float *out = b->att + t * Q + (long)h * hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int p = 0; p < np + na; p++) {
+            const float *vp = p < np ? vc + p * KV + (long)kvh * hd : b->v + anc[p - np] * KV + (long)kvh * hd;
+            float s = scores[p];
+            for (int d = 0; d < hd; d++) out[d] += s * vp[d];
+        }
+    }
+}
+
+static void round_fp16(float *x, long n) {
+    for (long i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+static void add_bias(float *x, const float *bias, int n_tokens, long dim) {
+    if (!bias) return;
+    for (int t = 0; t < n_tokens; t++)
+        for (long i = 0; i < dim; i++) x[t * dim + i] += bias[i];
+}
+
+/* Ancestor lists and prefix lengths; checks ids, parents and sizes. */
+static int plan(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t *toks, int n, tl_err_t *err) {
+    const model_config_t *cf = &b->m->cfg;
+    for (int i = 0; i < n; i++) {
+        const model_batch_tok_t *t = &toks[i];
+        if (t->id < 0 || (uint32_t)t->id >= cf->n_vocab)
+            return tl_fail(err, "batch token %d (id %d): out of range for a vocabulary of %u", i, t->id, cf->n_vocab);
+        int *anc = b->anc + (size_t)i * b->max_depth;
+        if (t->parent < 0) {
+            if (t->n_prefix < 0 || t->n_prefix > pc->n_pos || t->n_prefix > b->max_prefix)
+                return tl_fail(err, "batch token %d: prefix of %d positions, the context holds %d (at most %d)", i,
+                               t->n_prefix, pc->n_pos, b->max_prefix);
+            b->n_pre[i] = t->n_prefix;
+            b->anc_len[i] = 0;
+        } else {
+            if (t->parent >= i) return tl_fail(err, "batch token %d: parent %d is not an earlier token", i, t->parent);
+            int p = t->parent;
+            if (b->anc_len[p] + 1 > b->max_depth)
+                return tl_fail(err, "batch token %d: deeper than the batch's limit of %d", i, b->max_depth);
+            b->n_pre[i] = b->n_pre[p];
+            memcpy(anc, b->anc + (size_t)p * b->max_depth, sizeof(int) * (size_t)b->anc_len[p]);
+            b->anc_len[i] = b->anc_len[p];
+        }
+        anc[b->anc_len[i]++] = i;
+    }
+    return 0;
+}
+
+int model_batch_eval(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t *toks, int n, tl_err_t *err) {
+    const model_t *m = b->m;
+    const model_config_t *cf = &m->cfg;
+    if (pc->m != m) return tl_fail(err, "model batch: the prefix context belongs to another model");
+    if (n <= 0) return tl_fail(err, "model batch: no tokens");
+    if (n > b->max_tokens) return tl_fail(err, "model batch: %d tokens exceed the batch's %d", n, b->max_tokens);
+    b->n_last = 0;
+    if (plan(b, pc, toks, n, err)) return -1;
+    long E = cf->n_embd, Q = (long)cf->n_head * cf->head_dim, KV = (long)cf->n_head_kv * cf->head_dim, F = cf->n_ff;
+    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
+    for (int t = 0; t < n; t++) {
+        const void *row = (const char *)m->tok_embd->data + (size_t)toks[t].id * m->tok_embd_row_bytes;
+        if (m->tok_embd->type == GGML_TYPE_F32) memcpy(b->x + t * E, row, sizeof(float) * (size_t)E);
+        else if (dequantize_row(m->tok_embd->type, row, b->x + t * E, E, err))
+            return tl_fail_prefix(err, "tensor token_embd.weight");
+        rope_table(b->rope + (long)t * cf->n_rot, b->n_pre[t] + b->anc_len[t] - 1, (int)cf->n_rot, cf->rope_freq_base);
+    }
+    for (uint32_t l = 0; l < cf->n_layer; l++) {
+        const layer_t *L = &m->layers[l];
+        for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
+        if (matmul_forward(b->q, b->xn, &L->wq, n, &env, err) || matmul_forward(b->k, b->xn, &L->wk, n, &env, err) ||
+            matmul_forward(b->v, b->xn, &L->wv, n, &env, err))
+            return -1;
+        add_bias(b->q, L->bq, n, Q);
+        add_bias(b->k, L->bk, n, KV);
+        add_bias(b->v, L->bv, n, KV);
+        for (int t = 0; t < n; t++) {
+            const float *cs = b->rope + (long)t * cf->n_rot;
+            rope_forward(b->q + t * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
+            rope_forward(b->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
+        }
+        round_fp16(b->q, n * Q);
+        round_fp16(b->k, n * KV);
+        round_fp16(b->v, n * KV);
+        battn_job_t aj = {.b = b, .pc = pc, .layer = (int)l, .n = n};
+        threadpool_run(m->pool, batch_attention_job, &aj);
+        if (matmul_forward(b->o, b->att, &L->wo, n, &env, err)) return -1;
+        for (long i = 0; i < n * E; i++) b->x[i] += b->o[i];
+        for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
+        if (matmul_forward(b->g, b->xn, &L->w_gate, n, &env, err) || matmul_forward(b->u, b->xn, &L->w_up, n, &env, err))
+            return -1;
+        swiglu_forward(b->g, b->u, (int)(n * F));
+        if (matmul_forward(b->o, b->g, &L->w_down, n, &env, err)) return -1;
+        for (long i = 0; i < n * E; i++) b->x[i] += b->o[i];
+    }
+    b->n_last = n;
+    return 0;
+}
+
+int model_batch_logits(model_batch_t *b, const int *rows, int n_rows, const model_head_t *head, float *logits,
+                       tl_err_t *err) {
+    const model_t *m = b->m;
+    const model_config_t *cf = &m->cfg;
+    long E = cf->n_embd;
+    if (n_rows < 0 || n_rows > b->n_last) return tl_fail(err, "model batch: %d logit rows for %d tokens", n_rows, b->n_last);
+    for (int k = 0; k < n_rows; k++)
+        if (rows[k] < 0 || rows[k] >= b->n_last)
+            return tl_fail(err, "model batch: logit row %d names token %d of %d", k, rows[k], b->n_last);
+    if (!n_rows) return 0;
+    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
+    for (int k = 0; k < n_rows; k++)
+        rmsnorm_forward(b->xn + k * E, b->x + (long)rows[k] * E, m->output_norm, (int)E, cf->rms_eps);
+    return matmul_forward(logits, b->xn, head ? &head->w : &m->output, n_rows, &env, err);
+}
