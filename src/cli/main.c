@@ -21,6 +21,7 @@ static const struct {
     {"classify", cmd_classify, "offline batch classification of a CSV in the task schema"},
     {"bench", cmd_bench, "serving load test: throughput, latency percentiles, cost at a QPS target"},
     {"quantize", cmd_quantize, "re-encode a model's weights in another type (q8_0, q4_k, ...)"},
+    {"prune", cmd_prune, "score blocks on calibration rows and remove the K least important"},
     {"merge", cmd_merge, "fold a LoRA adapter into the base weights, optionally re-quantize"},
 };
 

@@ -135,6 +135,7 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
             return tl_fail_prefix(err, "tensor token_embd.weight");
         rope_table(c->rope + (long)t * cf->n_rot, pos0 + t, (int)cf->n_rot, cf->rope_freq_base);
     }
+    if (c->trace) memcpy(c->trace, c->x, sizeof(float) * (size_t)(n * E));
     for (uint32_t l = 0; l < cf->n_layer; l++) {
         const layer_t *L = &m->layers[l];
         float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
@@ -169,6 +170,7 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
         swiglu_forward(c->g, c->u, (int)(n * F));
         if (matmul_forward(c->o, c->g, &L->w_down, n, &env, err)) return -1;
         for (long i = 0; i < n * E; i++) c->x[i] += c->o[i];
+        if (c->trace) memcpy(c->trace + (size_t)(l + 1) * (size_t)(n * E), c->x, sizeof(float) * (size_t)(n * E));
     }
     memcpy(c->tokens + pos0, tokens, sizeof(int32_t) * (size_t)n);
     c->n_pos = pos0 + n;

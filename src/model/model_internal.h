@@ -41,6 +41,9 @@ struct model_ctx {
     float *scores;      /* n_threads * n_ctx */
     void *mm_scratch;
     size_t mm_scratch_bytes;
+    /* optional (layerwise.c): receives the hidden state before block 0 and
+     * after every block of the last chunk, (n_layer + 1) * n * n_embd floats */
+    float *trace;
 };
 
 #endif

@@ -1,0 +1,297 @@
+/* tasklm prune: per-block importance on calibration rows (cosine change of the
+ * hidden state, loss increase when skipped), importance.json, and a GGUF with
+ * the K least important blocks removed. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "io/atomic_file.h"
+#include "io/gguf_prune.h"
+#include "model/model.h"
+#include "model/prune_score.h"
+#include "task/prepare.h"
+#include "task/task.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: tasklm prune -m MODEL --calib FILE.csv --remove K --out OUT.gguf [options]\n"
+            "       tasklm prune -m MODEL --calib FILE.csv --scores-only [--importance FILE.json]\n\n"
+            "Scores every block on calibration rows of the task (rendered prompts with their\n"
+            "gold labels) by two measures: 1 - cosine(h_in, h_out), the change the block\n"
+            "makes to the residual stream, and the increase of the mean gold-label loss when\n"
+            "the block is skipped. Writes importance.json, then removes the K least important\n"
+            "blocks (by --method) and writes a GGUF with the kept blocks renumbered, the\n"
+            "block count updated and every other key and tensor copied unchanged.\n\n"
+            "options:\n"
+            "  -m, --model PATH        GGUF model\n"
+            "  --task NAME             task folder under tasks/ (default namematch)\n"
+            "  --task-dir DIR          task folder path (overrides --task)\n"
+            "  --calib FILE.csv        labelled calibration rows (task schema)\n"
+            "  --calib-rows N          use the first N usable rows (default 16)\n"
+            "  --remove K              blocks to remove (0 <= K < block count)\n"
+            "  --method cosine|loss    ranking used to choose the blocks (default cosine)\n"
+            "  --scores-only           score and write importance.json, write no model\n"
+            "  --out OUT.gguf          pruned model\n"
+            "  --importance FILE.json  where to write the scores (default: importance.json\n"
+            "                          next to --out, or in the current folder)\n"
+            "  --threads T             worker threads (default: one per core)\n"
+            "  --json                  print the result as one JSON object\n"
+            "  -h, --help              this help\n");
+}
+
+typedef struct {
+    int32_t *ids;
+    size_t n;
+} toks_t;
+
+static char *importance_json(const model_config_t *cf, const prune_score_t *s, const int *rank_cos,
+                             const int *rank_loss, double base_loss, int n_calib, const char *method,
+                             const int *removed, int k, const char *model_path, const char *out_path) {
+    size_t cap = 4096 + (size_t)cf->n_layer * 200, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+#define AP(...) len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__)
+    AP("{\"model\":\"");
+    for (const char *p = model_path; *p && len < 3000; p++) AP(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    AP("\",\"n_layer\":%u,\"n_calib\":%d,\"base_loss\":%.6f,\"method\":\"%s\",\"remove\":%d,\"removed\":[",
+       cf->n_layer, n_calib, base_loss, method, k);
+    for (int i = 0; i < k; i++) AP("%s%d", i ? "," : "", removed[i]);
+    AP("],\"out\":");
+    if (out_path) {
+        AP("\"");
+        for (const char *p = out_path; *p && len < cap - 1200 - (size_t)cf->n_layer * 200; p++)
+            AP(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+        AP("\"");
+    } else {
+        AP("null");
+    }
+    AP(",\"layers\":[");
+    for (uint32_t l = 0; l < cf->n_layer; l++)
+        AP("%s{\"layer\":%u,\"cosine\":%.8f,\"loss_increase\":%.6f,\"rank_cosine\":%d,\"rank_loss\":%d,\"rank\":%d}",
+           l ? "," : "", l, s[l].cosine, s[l].loss_increase, rank_cos[l], rank_loss[l],
+           strcmp(method, "loss") ? rank_cos[l] : rank_loss[l]);
+    AP("]}\n");
+#undef AP
+    return buf;
+}
+
+int cmd_prune(int argc, char **argv) {
+    const char *cmd = "prune";
+    const char *model_path = NULL, *task_name = "namematch", *task_dir = NULL, *calib = NULL, *out_path = NULL,
+               *imp_path = NULL, *method = "cosine";
+    long remove = -1, calib_rows = 16;
+    int threads = 0, json = 0, scores_only = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"task", required_argument, 0, 't'},
+        {"task-dir", required_argument, 0, 'T'}, {"calib", required_argument, 0, 'c'},
+        {"calib-rows", required_argument, 0, 'n'}, {"remove", required_argument, 0, 'k'},
+        {"method", required_argument, 0, 'M'}, {"scores-only", no_argument, 0, 's'},
+        {"out", required_argument, 0, 'o'},    {"importance", required_argument, 0, 'i'},
+        {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    char *end;
+    while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model_path = optarg; break;
+        case 't': task_name = optarg; break;
+        case 'T': task_dir = optarg; break;
+        case 'c': calib = optarg; break;
+        case 'n':
+            calib_rows = strtol(optarg, &end, 10);
+            if (*end || calib_rows <= 0) return cli_usage_error(cmd, "--calib-rows '%s': expected a positive integer", optarg);
+            break;
+        case 'k':
+            remove = strtol(optarg, &end, 10);
+            if (*end || !*optarg || remove < 0) return cli_usage_error(cmd, "--remove '%s': expected an integer >= 0", optarg);
+            break;
+        case 'M': method = optarg; break;
+        case 's': scores_only = 1; break;
+        case 'o': out_path = optarg; break;
+        case 'i': imp_path = optarg; break;
+        case 'j':
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads <= 0) return cli_usage_error(cmd, "--threads '%s': expected a positive integer", optarg);
+            break;
+        case 'J': json = 1; break;
+        case 'h': usage(stdout); return CLI_OK;
+        default: return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!model_path) return cli_usage_error(cmd, "--model is required");
+    if (!calib) return cli_usage_error(cmd, "--calib is required");
+    if (strcmp(method, "cosine") && strcmp(method, "loss"))
+        return cli_usage_error(cmd, "--method '%s': expected cosine or loss", method);
+    if (scores_only) {
+        if (remove > 0) return cli_usage_error(cmd, "--scores-only removes nothing; drop --remove");
+        remove = 0;
+    } else {
+        if (remove < 0) return cli_usage_error(cmd, "--remove K is required (or --scores-only)");
+        if (!out_path) return cli_usage_error(cmd, "--out is required (or --scores-only)");
+    }
+    char dirbuf[600], impbuf[1200];
+    if (!task_dir) {
+        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
+        task_dir = dirbuf;
+    }
+    if (!imp_path) {
+        const char *slash = out_path ? strrchr(out_path, '/') : NULL;
+        if (slash) snprintf(impbuf, sizeof impbuf, "%.*s/importance.json", (int)(slash - out_path), out_path);
+        else snprintf(impbuf, sizeof impbuf, "importance.json");
+        imp_path = impbuf;
+    }
+    tl_err_t err = {{0}};
+    task_t *task = NULL;
+    if (task_load(&task, task_dir, &err)) return cli_fail(cmd, "%s", err.msg);
+    model_t *m = NULL;
+    if (model_load(&m, model_path, threads, &err)) {
+        task_free(task);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    const model_config_t *cf = model_config(m);
+    int L = (int)cf->n_layer, rc = CLI_OK;
+    if (remove >= L) {
+        model_free(m);
+        task_free(task);
+        return cli_usage_error(cmd, "--remove %ld: the model has %d blocks; K must be below that", remove, L);
+    }
+    prep_data_t d = {0};
+    toks_t labels[TASK_MAX_LABELS] = {{0}};
+    toks_t *prompts = NULL;
+    prune_score_t *sc = calloc((size_t)L, sizeof *sc);
+    int *order_c = calloc((size_t)L, sizeof(int)), *order_l = calloc((size_t)L, sizeof(int));
+    int *rank_c = calloc((size_t)L, sizeof(int)), *rank_l = calloc((size_t)L, sizeof(int));
+    int *removed = calloc((size_t)L, sizeof(int));
+    bool *keep = calloc((size_t)L, sizeof(bool));
+    int32_t const **pp = NULL;
+    int *plen = NULL, *gold = NULL;
+    char *js = NULL;
+    if (!sc || !order_c || !order_l || !rank_c || !rank_l || !removed || !keep) {
+        rc = cli_fail(cmd, "out of memory");
+        goto done;
+    }
+    if (prep_load_ex(task, calib, false, &d, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    int n = (int)(d.n_rows < (size_t)calib_rows ? d.n_rows : (size_t)calib_rows);
+    if (n <= 0) {
+        rc = cli_fail(cmd, "%s: no usable calibration rows", calib);
+        goto done;
+    }
+    const tokenizer_t *tok = model_tokenizer(m);
+    int flags = tokenizer_wants_bos(tok) ? TOK_ADD_BOS : 0;
+    const int32_t *lab_ids[TASK_MAX_LABELS];
+    int lab_lens[TASK_MAX_LABELS];
+    for (size_t k = 0; k < task->n_labels; k++) {
+        char lab[TASK_NAME_MAX + 16];
+        if (task_render_label(task, k, lab, sizeof lab) < 0 ||
+            tokenizer_encode(tok, lab, strlen(lab), 0, &labels[k].ids, &labels[k].n, &err) || !labels[k].n) {
+            rc = cli_fail(cmd, "task %s: label %zu cannot be encoded", task->name, k);
+            goto done;
+        }
+        lab_ids[k] = labels[k].ids;
+        lab_lens[k] = (int)labels[k].n;
+    }
+    prompts = calloc((size_t)n, sizeof *prompts);
+    pp = calloc((size_t)n, sizeof *pp);
+    plen = calloc((size_t)n, sizeof *plen);
+    gold = calloc((size_t)n, sizeof *gold);
+    if (!prompts || !pp || !plen || !gold) {
+        rc = cli_fail(cmd, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *fv[TASK_MAX_FIELDS];
+        for (size_t k = 0; k < task->n_fields; k++) fv[k] = d.rows[i].fields[k];
+        char *text;
+        if (task_render_prompt(task, fv, &text, &err)) {
+            rc = cli_fail(cmd, "%s:%zu: %s", calib, d.rows[i].line, err.msg);
+            goto done;
+        }
+        int e = tokenizer_encode(tok, text, strlen(text), flags, &prompts[i].ids, &prompts[i].n, &err);
+        free(text);
+        if (e) {
+            rc = cli_fail(cmd, "%s:%zu: %s", calib, d.rows[i].line, err.msg);
+            goto done;
+        }
+        pp[i] = prompts[i].ids;
+        plen[i] = (int)prompts[i].n;
+        gold[i] = d.rows[i].label;
+    }
+    prune_calib_t cal = {.prompts = pp, .prompt_lens = plen, .gold = gold, .n_prompts = n,
+                         .labels = lab_ids, .label_lens = lab_lens, .n_labels = (int)task->n_labels};
+    double base = 0;
+    if (prune_score_blocks(m, &cal, sc, &base, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    prune_rank_blocks(sc, L, 0, order_c);
+    prune_rank_blocks(sc, L, 1, order_l);
+    for (int i = 0; i < L; i++) {
+        rank_c[order_c[i]] = i + 1;
+        rank_l[order_l[i]] = i + 1;
+    }
+    const int *order = strcmp(method, "loss") ? order_c : order_l;
+    for (int i = 0; i < L; i++) keep[i] = true;
+    for (int i = 0; i < remove; i++) {
+        removed[i] = order[i];
+        keep[order[i]] = false;
+    }
+    /* removed blocks listed in file order */
+    for (int i = 1; i < remove; i++)
+        for (int j = i; j > 0 && removed[j - 1] > removed[j]; j--) {
+            int t = removed[j];
+            removed[j] = removed[j - 1];
+            removed[j - 1] = t;
+        }
+    js = importance_json(cf, sc, rank_c, rank_l, base, n, method, removed, (int)remove, model_path,
+                         scores_only ? NULL : out_path);
+    if (!js) {
+        rc = cli_fail(cmd, "out of memory");
+        goto done;
+    }
+    if (atomic_file_write_all(imp_path, js, strlen(js), &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (!scores_only && gguf_prune_blocks(model_gguf(m), keep, (uint32_t)L, out_path, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (json) {
+        fputs(js, stdout);
+    } else {
+        printf("%d calibration rows, base loss %.4f; importance written to %s\n", n, base, imp_path);
+        printf("block  1-cos      loss+      rank(cos) rank(loss)\n");
+        for (int l = 0; l < L; l++)
+            printf("%5d  %.6f  %+9.4f  %9d %10d%s\n", l, sc[l].cosine, sc[l].loss_increase, rank_c[l], rank_l[l],
+                   keep[l] ? "" : "  removed");
+        if (!scores_only) printf("wrote %s: %ld of %d blocks kept\n", out_path, L - remove, L);
+    }
+done:
+    free(js);
+    if (prompts)
+        for (int i = 0; i < n; i++) free(prompts[i].ids);
+    for (size_t k = 0; k < TASK_MAX_LABELS; k++) free(labels[k].ids);
+    free(prompts);
+    free(pp);
+    free(plen);
+    free(gold);
+    free(sc);
+    free(order_c);
+    free(order_l);
+    free(rank_c);
+    free(rank_l);
+    free(removed);
+    free(keep);
+    prep_data_free(&d);
+    model_free(m);
+    task_free(task);
+    return rc;
+}
