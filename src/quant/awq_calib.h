@@ -27,6 +27,12 @@ int calib_collect(calib_t **out, const calib_opts_t *o, tl_err_t *err);
 /* Importance for a tensor (quantize_importance_fn); NULL if none was recorded
  * or the column count differs. */
 const float *calib_importance(void *calib, const char *tensor_name, int64_t n_in);
+/* An empty statistics object (all zeros) for n_layer layers whose four input
+ * slots (capture_slot_t order) have dim[s] columns; tests fill it through
+ * calib_stats. */
+int calib_from_stats(calib_t **out, int n_layer, const int dim[4], tl_err_t *err);
+/* The mean squared activation of each column of (layer, slot); NULL if out of range. */
+float *calib_stats(calib_t *c, int layer, int slot);
 /* Number of prompts and tokens seen. */
 int calib_n_prompts(const calib_t *c);
 long calib_n_tokens(const calib_t *c);
