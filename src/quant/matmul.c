@@ -5,11 +5,13 @@
 #include <stdlib.h>
 
 #include "quant/matmul_ext.h"
+#include "quant/matmul_k.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
 bool matmul_supports_type(uint32_t type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || mm_ext_supports(type);
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || mm_ext_supports(type) ||
+           mm_k_supports(type);
 }
 
 static size_t row_bytes_of(uint32_t type, int64_t n_in) {
@@ -17,7 +19,7 @@ static size_t row_bytes_of(uint32_t type, int64_t n_in) {
     case GGML_TYPE_F32: return (size_t)n_in * sizeof(float);
     case GGML_TYPE_Q4_1: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q4_1_t);
     case GGML_TYPE_Q8_0: return (size_t)(n_in / MM_QK) * sizeof(mm_block_q8_0_t);
-    default: return mm_ext_row_bytes(type, n_in);
+    default: return mm_k_supports(type) ? mm_k_row_bytes(type, n_in) : mm_ext_row_bytes(type, n_in);
     }
 }
 
@@ -25,7 +27,7 @@ int matmul_weight_init(mm_weight_t *w, const char *name, uint32_t type, int64_t 
                        const void *data, tl_err_t *err) {
     if (!matmul_supports_type(type))
         return tl_fail(err, "tensor %s: matmul does not support type id %u", name, type);
-    if (n_in <= 0 || n_out <= 0 || (type != GGML_TYPE_F32 && n_in % MM_QK != 0))
+    if (n_in <= 0 || n_out <= 0 || (type != GGML_TYPE_F32 && n_in % (mm_k_supports(type) ? MM_QK_K : MM_QK) != 0))
         return tl_fail(err, "tensor %s: bad shape %lld x %lld for its type", name, (long long)n_out, (long long)n_in);
     w->type = type;
     w->n_in = n_in;
@@ -37,8 +39,9 @@ int matmul_weight_init(mm_weight_t *w, const char *name, uint32_t type, int64_t 
 
 size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
     /* the larger of the two activation encodings, rounded up to whole blocks */
-    int64_t nb = (n_in + MM_QK - 1) / MM_QK;
-    return (size_t)nb * sizeof(mm_block_q8_1_t) * (size_t)(n_tokens > 0 ? n_tokens : 1) + 64;
+    int64_t nb = (n_in + MM_QK - 1) / MM_QK, nbk = (n_in + MM_QK_K - 1) / MM_QK_K;
+    size_t row = (size_t)nb * sizeof(mm_block_q8_1_t), row_k = (size_t)nbk * sizeof(mm_block_q8_k_t);
+    return (row > row_k ? row : row_k) * (size_t)(n_tokens > 0 ? n_tokens : 1) + 64;
 }
 
 /* ---- quantizers ---- */
@@ -152,6 +155,7 @@ static void quantize_job(void *ctx, int ith, int nth) {
         const float *x = j->x + t * j->w->n_in;
         void *y = (char *)j->act + t * j->act_row;
         if (j->w->type == GGML_TYPE_Q4_1) matmul_quantize_q8_1(x, y, j->w->n_in);
+        else if (mm_k_supports(j->w->type)) matmul_quantize_q8_k(x, y, j->w->n_in);
         else matmul_quantize_q8_0(x, y, j->w->n_in);
     }
 }
@@ -183,6 +187,8 @@ static void matmul_job(void *ctx, int ith, int nth) {
                 v = matmul_dot_q4_1_q8_1(w->n_in, row, (const mm_block_q8_1_t *)((const char *)j->act + t * j->act_row), j->level);
             else if (w->type == GGML_TYPE_Q8_0)
                 v = matmul_dot_q8_0_q8_0(w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
+            else if (mm_k_supports(w->type))
+                v = mm_k_dot(w->type, w->n_in, row, (const mm_block_q8_k_t *)((const char *)j->act + t * j->act_row), j->level);
             else if (w->type != GGML_TYPE_F32)
                 v = mm_ext_dot(w->type, w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
             else
@@ -197,8 +203,9 @@ int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_token
     mm_job_t j = {.out = out, .x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .level = env->level};
     if (n_tokens <= 0) return 0;
     if (w->type != GGML_TYPE_F32) {
-        j.act_row = w->type == GGML_TYPE_Q4_1 ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
-                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
+        j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
+                    : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
+                                             : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
         if (j.act_row * (size_t)n_tokens > env->scratch_bytes)
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
                            n_tokens, (long long)w->n_in);

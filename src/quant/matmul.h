@@ -1,9 +1,9 @@
 /* The one matrix-multiply interface of the forward pass.
  *
  * A weight is a row-major matrix of n_out rows by n_in columns in one of the
- * ggml block types (F32, Q4_1, Q8_0). For quantized weights the activations
+ * ggml block types (F32, Q4_1, Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K, Q6_K). For quantized weights the activations
  * are first quantized to 8 bits per 32-element block (Q8_1 for Q4_1 weights,
- * Q8_0 for Q8_0 weights) and the block dot products are integer, as llama.cpp
+ * Q8_0 for the other 32-element types, Q8_K per 256 for Q4_K/Q6_K) and the block dot products are integer, as llama.cpp
  * computes them; F32 weights use an fp32 dot product.
  *
  * Every kernel has a scalar reference twin; the level argument selects the

@@ -218,8 +218,10 @@ TEST(matmul_f32) { check_matmul(GGML_TYPE_F32); }
 TEST(matmul_rejects_bad_weights) {
     mm_weight_t w;
     tl_err_t err;
-    CHECK_EQ_INT(matmul_weight_init(&w, "blk.0.attn_q.weight", GGML_TYPE_Q4_K, 256, 4, NULL, &err), -1);
+    CHECK_EQ_INT(matmul_weight_init(&w, "blk.0.attn_q.weight", GGML_TYPE_Q2_K, 256, 4, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "blk.0.attn_q.weight");
+    CHECK_EQ_INT(matmul_weight_init(&w, "blk.0.attn_k.weight", GGML_TYPE_Q4_K, 576, 4, NULL, &err), -1);
+    CHECK_CONTAINS(err.msg, "blk.0.attn_k.weight");
     CHECK_EQ_INT(matmul_weight_init(&w, "blk.1.ffn_up.weight", GGML_TYPE_Q4_1, 48, 4, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "blk.1.ffn_up.weight");
 }

@@ -1,0 +1,244 @@
+/* Q4_K / Q6_K x Q8_K dot products: scalar reference, AVX2, AVX-512 VNNI (see matmul_k.h). */
+#include "quant/matmul_k.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "quant/matmul_kernels.h"
+#include "quant/types.h"
+
+#define K_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define K_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+bool mm_k_supports(uint32_t type) { return type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K; }
+
+size_t mm_k_row_bytes(uint32_t type, int64_t n_in) {
+    size_t nb = (size_t)(n_in / MM_QK_K);
+    switch (type) {
+    case GGML_TYPE_Q4_K: return nb * sizeof(mm_block_q4_k_t);
+    case GGML_TYPE_Q6_K: return nb * sizeof(mm_block_q6_k_t);
+    default: return 0;
+    }
+}
+
+void matmul_quantize_q8_k(const float *x, mm_block_q8_k_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK_K; b++, x += MM_QK_K) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < MM_QK_K; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        if (amax == 0.0f) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        float iscale = -127.0f / max;
+        for (int j = 0; j < MM_QK_K; j++) {
+            int v = (int)nearbyintf(iscale * x[j]);
+            y[b].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < MM_QK_K / 16; j++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += y[b].qs[16 * j + i];
+            y[b].bsums[j] = (int16_t)s;
+        }
+        y[b].d = 1.0f / iscale;
+    }
+}
+
+/* Six-bit scale and min of sub-block j (0..7) from the 12-byte field. */
+static inline void k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* The fp32 combination shared by every variant (same operations, same order). */
+static inline float q4_k_combine(float sumf, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a, int sumi, int summ) {
+    float d = mm_fp16_to_fp32(w->d) * a->d, dmin = mm_fp16_to_fp32(w->dmin) * a->d;
+    sumf += d * (float)sumi;
+    return sumf - dmin * (float)summ;
+}
+
+static int q4_k_mins(const mm_block_q4_k_t *w, const mm_block_q8_k_t *a, int *sc) {
+    int summ = 0;
+    for (int j = 0; j < 8; j++) {
+        int m;
+        k4_scale_min(j, w->scales, &sc[j], &m);
+        summ += m * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    }
+    return summ;
+}
+
+static float dot_q4_k_ref(int64_t n, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        int sc[8], summ = q4_k_mins(&w[b], &a[b], sc), sumi = 0;
+        for (int p = 0; p < 4; p++) {
+            int lo = 0, hi = 0;
+            for (int l = 0; l < 32; l++) {
+                lo += (w[b].qs[32 * p + l] & 0x0f) * a[b].qs[64 * p + l];
+                hi += (w[b].qs[32 * p + l] >> 4) * a[b].qs[64 * p + 32 + l];
+            }
+            sumi += sc[2 * p] * lo + sc[2 * p + 1] * hi;
+        }
+        sumf = q4_k_combine(sumf, &w[b], &a[b], sumi, summ);
+    }
+    return sumf;
+}
+
+/* Element e of a q6_K block as 0..63 (the stored value before the -32 offset). */
+static inline int q6_k_value(const mm_block_q6_k_t *w, int e) {
+    int h = e / 128, r = e % 128, k = r / 32, l = r % 32;
+    int ql = w->ql[h * 64 + (k & 1) * 32 + l], lo = k < 2 ? ql & 0x0f : ql >> 4;
+    return lo | ((w->qh[h * 32 + l] >> (2 * k)) & 3) << 4;
+}
+
+static int q6_k_offset(const mm_block_q6_k_t *w, const mm_block_q8_k_t *a) {
+    int s = 0;
+    for (int j = 0; j < 16; j++) s += w->scales[j] * a->bsums[j];
+    return 32 * s;
+}
+
+static float dot_q6_k_ref(int64_t n, const mm_block_q6_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        int isum = 0;
+        for (int s = 0; s < 16; s++) {
+            int t = 0;
+            for (int i = 0; i < 16; i++) t += q6_k_value(&w[b], 16 * s + i) * a[b].qs[16 * s + i];
+            isum += w[b].scales[s] * t;
+        }
+        isum -= q6_k_offset(&w[b], &a[b]);
+        sumf += mm_fp16_to_fp32(w[b].d) * a[b].d * (float)isum;
+    }
+    return sumf;
+}
+
+K_AVX2 static inline int hsum_i32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+K_AVX2 static float dot_q4_k_avx2(int64_t n, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        int sc[8], summ = q4_k_mins(&w[b], &a[b], sc);
+        __m256i acc = _mm256_setzero_si256();
+        for (int p = 0; p < 4; p++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * p));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i alo = _mm256_loadu_si256((const __m256i *)(a[b].qs + 64 * p));
+            __m256i ahi = _mm256_loadu_si256((const __m256i *)(a[b].qs + 64 * p + 32));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, alo), _mm256_set1_epi16((short)sc[2 * p])));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ahi), _mm256_set1_epi16((short)sc[2 * p + 1])));
+        }
+        sumf = q4_k_combine(sumf, &w[b], &a[b], hsum_i32_256(acc), summ);
+    }
+    return sumf;
+}
+
+/* VNNI: two sub-blocks (64 elements) per vpdpbusd, scaled with one vpmulld. */
+K_AVX512 static float dot_q4_k_avx512(int64_t n, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        int sc[8], summ = q4_k_mins(&w[b], &a[b], sc);
+        __m512i acc = _mm512_setzero_si512();
+        for (int p = 0; p < 4; p++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * p));
+            __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+            __m512i qa = _mm512_loadu_si512((const void *)(a[b].qs + 64 * p));
+            __m512i s = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(sc[2 * p]), _mm512_set1_epi32(sc[2 * p + 1]));
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa), s));
+        }
+        sumf = q4_k_combine(sumf, &w[b], &a[b], _mm512_reduce_add_epi32(acc), summ);
+    }
+    return sumf;
+}
+
+K_AVX2 static float dot_q6_k_avx2(int64_t n, const mm_block_q6_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int k = 0; k < 4; k++) {
+                __m256i ql = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32 * (k & 1)));
+                __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+                __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), m2);
+                __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+                __m256i qa = _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * k));
+                int s0 = w[b].scales[8 * h + 2 * k], s1 = w[b].scales[8 * h + 2 * k + 1];
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, qa), s));
+            }
+        }
+        int isum = hsum_i32_256(acc) - q6_k_offset(&w[b], &a[b]);
+        sumf += mm_fp16_to_fp32(w[b].d) * a[b].d * (float)isum;
+    }
+    return sumf;
+}
+
+/* VNNI: 64 elements (four 16-element sub-blocks) per vpdpbusd, scaled with one vpmulld. */
+K_AVX512 static float dot_q6_k_avx512(int64_t n, const mm_block_q6_k_t *w, const mm_block_q8_k_t *a) {
+    float sumf = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        __m512i acc = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int k = 0; k < 4; k += 2) {
+                __m256i q2[2];
+                for (int kk = 0; kk < 2; kk++) {
+                    __m256i ql = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32 * kk));
+                    __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+                    __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * (k + kk))), m2);
+                    q2[kk] = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+                }
+                __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(q2[0]), q2[1], 1);
+                __m512i qa = _mm512_loadu_si512((const void *)(a[b].qs + 128 * h + 32 * k));
+                const int8_t *sc = w[b].scales + 8 * h + 2 * k; /* sub-blocks of 16: 4 lanes each */
+                __m512i s = _mm512_setr_epi32(sc[0], sc[0], sc[0], sc[0], sc[1], sc[1], sc[1], sc[1], sc[2], sc[2],
+                                              sc[2], sc[2], sc[3], sc[3], sc[3], sc[3]);
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa), s));
+            }
+        }
+        int isum = _mm512_reduce_add_epi32(acc) - q6_k_offset(&w[b], &a[b]);
+        sumf += mm_fp16_to_fp32(w[b].d) * a[b].d * (float)isum;
+    }
+    return sumf;
+}
+
+float matmul_dot_q4_k_q8_k(int64_t n, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a, cpu_level_t level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return dot_q4_k_avx512(n, w, a);
+    case CPU_LEVEL_AVX2: return dot_q4_k_avx2(n, w, a);
+    default: return dot_q4_k_ref(n, w, a);
+    }
+}
+
+float matmul_dot_q6_k_q8_k(int64_t n, const mm_block_q6_k_t *w, const mm_block_q8_k_t *a, cpu_level_t level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return dot_q6_k_avx512(n, w, a);
+    case CPU_LEVEL_AVX2: return dot_q6_k_avx2(n, w, a);
+    default: return dot_q6_k_ref(n, w, a);
+    }
+}
+
+float mm_k_dot(uint32_t type, int64_t n, const void *w, const mm_block_q8_k_t *a, cpu_level_t level) {
+    if (type == GGML_TYPE_Q4_K) return matmul_dot_q4_k_q8_k(n, w, a, level);
+    if (type == GGML_TYPE_Q6_K) return matmul_dot_q6_k_q8_k(n, w, a, level);
+    return 0.0f;
+}
