@@ -33,6 +33,8 @@ static void usage(FILE *out) {
             "  --remove K              blocks to remove (0 <= K < block count)\n"
             "  --method cosine|loss    ranking used to choose the blocks (default cosine)\n"
             "  --scores-only           score and write importance.json, write no model\n"
+            "  --drop LIST             remove exactly these blocks (e.g. 3,7), no scoring,\n"
+            "                          no --calib needed (a choice read off importance.json)\n"
             "  --out OUT.gguf          pruned model\n"
             "  --importance FILE.json  where to write the scores (default: importance.json\n"
             "                          next to --out, or in the current folder)\n"
@@ -77,19 +79,68 @@ static char *importance_json(const model_config_t *cf, const prune_score_t *s, c
     return buf;
 }
 
+/* --drop LIST: remove the listed blocks without scoring. */
+static int prune_drop_list(const char *model_path, const char *list, const char *out_path, int threads, int json) {
+    const char *cmd = "prune";
+    tl_err_t err = {{0}};
+    gguf_file_t *g = NULL;
+    if (gguf_open(&g, model_path, &err)) return cli_fail(cmd, "%s", err.msg);
+    gguf_str_t arch;
+    uint32_t L = 0;
+    char key[160];
+    if (gguf_get_str(g, "general.architecture", &arch, &err)) {
+        gguf_close(g);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    snprintf(key, sizeof key, "%.*s.block_count", (int)(arch.len < 100 ? arch.len : 100), arch.ptr);
+    if (gguf_get_u32(g, key, &L, &err)) {
+        gguf_close(g);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    bool *keep = malloc(sizeof(bool) * (L ? L : 1));
+    if (!keep) {
+        gguf_close(g);
+        return cli_fail(cmd, "out of memory");
+    }
+    for (uint32_t l = 0; l < L; l++) keep[l] = true;
+    int n_drop = 0, rc = CLI_OK;
+    for (const char *p = list; *p;) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || b < 0 || b >= (long)L) {
+            rc = cli_usage_error(cmd, "--drop '%s': expected block numbers in [0, %u) separated by commas", list, L);
+            break;
+        }
+        if (keep[b]) n_drop++;
+        keep[b] = false;
+        p = *end ? end + 1 : end;
+    }
+    (void)threads;
+    if (!rc && n_drop >= (int)L) rc = cli_usage_error(cmd, "--drop would remove all %u blocks", L);
+    if (!rc && gguf_prune_blocks(g, keep, L, out_path, &err)) rc = cli_fail(cmd, "%s", err.msg);
+    if (!rc) {
+        if (json) printf("{\"out\":\"%s\",\"n_layer\":%u,\"removed\":%d}\n", out_path, L - (uint32_t)n_drop, n_drop);
+        else printf("wrote %s: %u of %u blocks kept\n", out_path, L - (uint32_t)n_drop, L);
+    }
+    free(keep);
+    gguf_close(g);
+    return rc;
+}
+
 int cmd_prune(int argc, char **argv) {
     const char *cmd = "prune";
     const char *model_path = NULL, *task_name = "namematch", *task_dir = NULL, *calib = NULL, *out_path = NULL,
                *imp_path = NULL, *method = "cosine";
     long remove = -1, calib_rows = 16;
     int threads = 0, json = 0, scores_only = 0;
+    const char *drop = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"task", required_argument, 0, 't'},
         {"task-dir", required_argument, 0, 'T'}, {"calib", required_argument, 0, 'c'},
         {"calib-rows", required_argument, 0, 'n'}, {"remove", required_argument, 0, 'k'},
         {"method", required_argument, 0, 'M'}, {"scores-only", no_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},    {"importance", required_argument, 0, 'i'},
-        {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'},
+        {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'}, {"drop", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -118,12 +169,18 @@ int cmd_prune(int argc, char **argv) {
             if (*end || threads <= 0) return cli_usage_error(cmd, "--threads '%s': expected a positive integer", optarg);
             break;
         case 'J': json = 1; break;
+        case 'D': drop = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         default: return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model_path) return cli_usage_error(cmd, "--model is required");
+    if (drop) {
+        if (scores_only || remove >= 0 || calib) return cli_usage_error(cmd, "--drop excludes --remove, --calib and --scores-only");
+        if (!out_path) return cli_usage_error(cmd, "--out is required");
+        return prune_drop_list(model_path, drop, out_path, threads, json);
+    }
     if (!calib) return cli_usage_error(cmd, "--calib is required");
     if (strcmp(method, "cosine") && strcmp(method, "loss"))
         return cli_usage_error(cmd, "--method '%s': expected cosine or loss", method);

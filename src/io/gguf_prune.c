@@ -34,7 +34,7 @@ int gguf_prune_blocks(const gguf_file_t *src, const bool *keep, uint32_t n_layer
     if (!kept) rc = tl_fail(err, "prune: every block would be removed");
     gguf_writer_t *w = rc ? NULL : gguf_writer_new();
     if (!rc && !w) rc = tl_fail(err, "prune: out of memory");
-    if (!rc) rc = gguf_writer_set_alignment(w, gguf_alignment(src), err);
+    if (!rc && gguf_find_kv(src, "general.alignment")) rc = gguf_writer_set_alignment(w, gguf_alignment(src), err);
     if (!rc) rc = gguf_writer_copy_kv(w, src, err);
     if (!rc) rc = gguf_writer_set_u32(w, key, kept, err);
     for (uint64_t i = 0; i < gguf_n_tensors(src) && !rc; i++) {
