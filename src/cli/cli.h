@@ -23,7 +23,9 @@ int cmd_serve(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_cv(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_pipeline(int argc, char **argv);
 
 /* Prints "tasklm CMD: error: MSG" to stderr and returns CLI_FAIL / CLI_USAGE. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -13,6 +13,7 @@
 #include "task/eval_model.h"
 #include "task/metrics.h"
 #include "task/task.h"
+#include "train/lora.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -32,7 +33,9 @@ static void usage(FILE *out) {
             "  --predictions-out FILE  per-row predictions CSV (names, gold, predicted,\n"
             "                          per-label probabilities, category)\n"
             "  --predictions FILE      no model: metrics from FILE's gold,predicted columns\n"
-            "  --lora ADAPTER          (not supported yet)\n"
+            "  --lora ADAPTER.gguf     apply a LoRA adapter (llama.cpp convention, e.g. from\n"
+            "                          tasklm train) by folding it into fp32 copies of the\n"
+            "                          adapted weights in memory; scores as the merged model\n"
             "  --json                  print one JSON object\n"
             "  -h, --help              this help\n");
 }
@@ -120,6 +123,8 @@ static int eval_predictions(const task_t *t, const char *path, int json) {
     return rc;
 }
 
+static int apply_lora(model_t *m, void *ctx, tl_err_t *err) { return lora_apply_file(m, ctx, err); }
+
 int cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"task", required_argument, 0, 't'},
@@ -165,7 +170,11 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (lora) return cli_usage_error(cmd, "--lora is not supported yet (LoRA adapters arrive with tasklm train)");
+    if (lora && predictions) return cli_usage_error(cmd, "--lora needs a model; it does not apply to --predictions");
+    if (lora) {
+        o.model_hook = apply_lora;
+        o.hook_ctx = (void *)lora;
+    }
     if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512];
     if (!task_dir) {
@@ -201,6 +210,7 @@ int cmd_eval(int argc, char **argv) {
                 free(s);
             } else {
                 printf("model: %s\ndata:  %s (%zu rows, %.1f rows/s)\n", o.model_path, o.data_path, res.metrics.n, res.rows_per_s);
+                if (lora) printf("lora:  %s\n", lora);
                 metrics_report_text(stdout, &res.metrics, &rep);
             }
             eval_model_result_free(&res);

@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "model/model_extra.h"
 #include "model/score.h"
+#include "train/lora.h"
 
 #define CMD "score"
 
@@ -38,6 +39,7 @@ static void usage(FILE *out) {
             "  -l, --labels L1,L2,... labels, taken literally (leading spaces count: \" yes, no\")\n"
             "  -t, --threads N        worker threads (default: one per core)\n"
             "  -c, --ctx N            context size (default: min(training context, 2048))\n"
+            "      --lora ADAPTER     apply a LoRA adapter (folded into fp32 weights in memory)\n"
             "      --json             JSON output (the default and only format)\n"
             "  -h, --help             this help\n\n"
             "BOS is added when the model's tokenizer metadata asks for it; special tokens in\n"
@@ -178,10 +180,11 @@ int cmd_score(int argc, char **argv) {
         {"threads", required_argument, NULL, 't'},    {"ctx", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
         {"dump-logits", required_argument, NULL, 'D'}, {"out", required_argument, NULL, 'O'},
-        {"cpu", required_argument, NULL, 'C'},        {NULL, 0, NULL, 0},
+        {"cpu", required_argument, NULL, 'C'},        {"lora", required_argument, NULL, 'L'},
+        {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *label_spec = NULL;
-    const char *dump_ids = NULL, *dump_out = NULL, *cpu = NULL;
+    const char *dump_ids = NULL, *dump_out = NULL, *cpu = NULL, *lora = NULL;
     int n_threads = 0, n_ctx = 0, opt;
     opterr = 0;
     optind = 0;
@@ -201,6 +204,7 @@ int cmd_score(int argc, char **argv) {
         case 'D': dump_ids = optarg; break;
         case 'O': dump_out = optarg; break;
         case 'C': cpu = optarg; break;
+        case 'L': lora = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
@@ -224,6 +228,10 @@ int cmd_score(int argc, char **argv) {
     tl_err_t err;
     model_t *m = NULL;
     if (model_load(&m, model_path, n_threads, &err)) return cli_fail(CMD, "%s", err.msg);
+    if (lora && lora_apply_file(m, lora, &err)) {
+        model_free(m);
+        return cli_fail(CMD, "%s", err.msg);
+    }
     if (level >= 0) model_set_cpu_level(m, (cpu_level_t)level);
     if (n_ctx == 0) n_ctx = model_config(m)->n_ctx_train < 2048 ? (int)model_config(m)->n_ctx_train : 2048;
     if (dump_ids) {

@@ -17,12 +17,14 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a task's labelled data"},
     {"baseline", cmd_baseline, "classical string-similarity matcher: tune and evaluate"},
     {"train", cmd_train, "LoRA fine-tuning with completion-only loss; llama.cpp adapter GGUF"},
+    {"cv", cmd_cv, "k-fold cross-validation of LoRA training over prepared folds"},
     {"serve", cmd_serve, "HTTP server: label classification with a prefix cache and dynamic batching"},
     {"classify", cmd_classify, "offline batch classification of a CSV in the task schema"},
     {"bench", cmd_bench, "serving load test: throughput, latency percentiles, cost at a QPS target"},
     {"quantize", cmd_quantize, "re-encode a model's weights in another type (q8_0, q4_k, ...)"},
     {"prune", cmd_prune, "score blocks on calibration rows and remove the K least important"},
     {"merge", cmd_merge, "fold a LoRA adapter into the base weights, optionally re-quantize"},
+    {"pipeline", cmd_pipeline, "run a recipe: prepare, train, quantize, evaluate, export, report (resumable)"},
 };
 
 static void usage(FILE *out) {

@@ -94,6 +94,7 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
         goto done;
     }
     if (model_load(&model, o->model_path, o->threads, err)) goto done;
+    if (o->model_hook && o->model_hook(model, o->hook_ctx, err)) goto done;
     const tokenizer_t *tok = model_tokenizer(model);
     int flags = tokenizer_wants_bos(tok) ? TOK_ADD_BOS : 0;
     size_t max_prompt = 0, max_label = 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/err.h"
+#include "model/model.h"
 #include "task/metrics.h"
 #include "task/task.h"
 
@@ -18,6 +19,10 @@ typedef struct {
     const char *predictions_out; /* NULL: none */
     long limit;                  /* < 0: all rows */
     int threads;                 /* <= 0: one per core */
+    /* Optional: called once on the loaded model before scoring (e.g. to fold
+     * in a LoRA adapter); a failure ends the run with its message. */
+    int (*model_hook)(model_t *m, void *ctx, tl_err_t *err);
+    void *hook_ctx;
 } eval_model_opts_t;
 
 typedef struct {

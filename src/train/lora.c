@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model_internal.h"
 #include "quant/types.h"
 
 static const char *const target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
@@ -278,5 +279,87 @@ done:
     gguf_close(f);
     if (rc) lora_free(l);
     else *out = l;
+    return rc;
+}
+
+/* ---- merge into a loaded model (inference with an adapter) ---- */
+
+typedef struct {
+    const mm_weight_t *w;
+    const lora_mat_t *lm;
+    float scale;
+    float *out;
+    int failed;
+} merge_job_t;
+
+static void merge_rows_job(void *arg, int ith, int nth) {
+    merge_job_t *j = arg;
+    long r0, r1;
+    threadpool_split(j->lm->n_out, ith, nth, &r0, &r1);
+    int n_in = j->lm->n_in, r = j->lm->rank;
+    for (long o = r0; o < r1; o++) {
+        float *row = j->out + o * n_in;
+        const char *src = (const char *)j->w->data + (size_t)o * j->w->row_bytes;
+        if (j->w->type == GGML_TYPE_F32) memcpy(row, src, sizeof(float) * (size_t)n_in);
+        else if (dequantize_row(j->w->type, src, row, n_in, NULL)) {
+            j->failed = 1;
+            return;
+        }
+        /* the order of quant/merge.c: one rank component at a time */
+        for (int k = 0; k < r; k++) {
+            float c = j->scale * j->lm->b[o * r + k];
+            const float *ak = j->lm->a + (size_t)k * n_in;
+            for (int i = 0; i < n_in; i++) row[i] += c * ak[i];
+        }
+    }
+}
+
+int lora_merge_into_model(model_t *m, const lora_t *l, tl_err_t *err) {
+    const model_config_t *c = &m->cfg;
+    if (l->n_layer != (int)c->n_layer || strcmp(l->arch, c->arch))
+        return tl_fail(err, "LoRA adapter (%s, %d layers) does not fit the model (%s, %u layers)", l->arch,
+                       l->n_layer, c->arch, c->n_layer);
+    for (int i = 0; i < l->n_layer; i++) {
+        layer_t *L = &m->layers[i];
+        mm_weight_t *ws[LORA_N_TARGETS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const lora_mat_t *lm = lora_mat(l, i, (lora_target_t)t);
+            if (!lm) continue;
+            mm_weight_t *w = ws[t];
+            if (w->n_in != lm->n_in || w->n_out != lm->n_out)
+                return tl_fail(err, "tensor blk.%d.%s.weight: base [%lld, %lld], adapter [%d, %d]", i,
+                               target_tensors[t], (long long)w->n_in, (long long)w->n_out, lm->n_in, lm->n_out);
+            if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
+                return tl_fail(err, "tensor blk.%d.%s.weight: type %u cannot be dequantized", i, target_tensors[t],
+                               w->type);
+            float *out = malloc(sizeof(float) * (size_t)lm->n_in * (size_t)lm->n_out);
+            if (!out) return tl_fail(err, "tensor blk.%d.%s.weight: out of memory", i, target_tensors[t]);
+            merge_job_t j = {w, lm, l->scale, out, 0};
+            threadpool_run(m->pool, merge_rows_job, &j);
+            if (j.failed) {
+                free(out);
+                return tl_fail(err, "tensor blk.%d.%s.weight: bad block data", i, target_tensors[t]);
+            }
+            char name[96];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", i, target_tensors[t]);
+            mm_weight_t nw;
+            if (matmul_weight_init(&nw, name, GGML_TYPE_F32, lm->n_in, lm->n_out, out, err)) {
+                free(out);
+                return -1;
+            }
+            free(L->owned[t]);
+            L->owned[t] = out;
+            *w = nw;
+        }
+    }
+    return 0;
+}
+
+int lora_apply_file(model_t *m, const char *path, tl_err_t *err) {
+    lora_t *l;
+    if (lora_load(&l, path, m, err)) return -1;
+    int rc = lora_merge_into_model(m, l, err);
+    if (rc) tl_fail_prefix(err, "%s", path);
+    lora_free(l);
     return rc;
 }

@@ -60,6 +60,16 @@ int lora_save_gguf(const lora_t *l, const char *path, tl_err_t *err);
 /* Loads an adapter for model m, checking the architecture and every shape. */
 int lora_load(lora_t **out, const char *path, const model_t *m, tl_err_t *err);
 
+/* Folds the adapter into the model's weights in memory for inference:
+ * W' = W + scale * B . A for every adapted projection, computed in fp32 in the
+ * same order as `tasklm merge` (quant/merge.c), so the model then scores
+ * exactly as the merged F32 file would. The adapted projections become owned
+ * fp32 copies (the other weights stay as stored); threads split the rows.
+ * Training must not use the model afterwards. */
+int lora_merge_into_model(model_t *m, const lora_t *l, tl_err_t *err);
+/* lora_load + lora_merge_into_model: the adapter is freed afterwards. */
+int lora_apply_file(model_t *m, const char *path, tl_err_t *err);
+
 /* splitmix64: the trainer's deterministic random stream. */
 static inline uint64_t lora_splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -448,6 +449,21 @@ static int reload_metrics(trainer_t *t, long step, tl_err_t *err) {
     return rc;
 }
 
+/* An information line: to the on_log hook, else to the progress stream. */
+static void __attribute__((format(printf, 2, 3))) tlog(trainer_t *t, const char *fmt, ...) {
+    if (!t->o->on_log && !t->progress) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (t->o->on_log) t->o->on_log(t->o->hook_ctx, line);
+    else {
+        fprintf(t->progress, "%s\n", line);
+        fflush(t->progress);
+    }
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -556,7 +572,7 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
     train_state_t s = {.best_f1 = -1.0, .best_step = -1};
     if (o->resume) {
         if (load_checkpoint(t, &s, err) || reload_metrics(t, s.step, err)) return -1;
-        if (t->progress) fprintf(t->progress, "train: resumed at step %ld of %ld\n", s.step, total);
+        tlog(t, "train: resumed at step %ld of %ld", s.step, total);
     } else {
         if (atomic_file_write_all(out_path(t, "metrics.jsonl"), "", 0, err)) return -1;
     }
@@ -566,6 +582,11 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
     float lr = 0.0f;
     memset(res, 0, sizeof *res);
     res->first_loss = NAN;
+    if (o->on_step) {
+        trainer_step_t st = {.step = s.step, .total = total, .epoch = (double)s.step / steps_per_epoch,
+                             .loss = NAN, .lr = NAN};
+        o->on_step(o->hook_ctx, &st);
+    }
     while (s.step < total) {
         long epoch = s.step / steps_per_epoch, in_epoch = s.step % steps_per_epoch;
         if (epoch != cur_epoch) {
@@ -610,11 +631,18 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         res->last_loss = step_loss;
         log_tokens += n_tok;
         run_tokens += n_tok;
-        if (t->progress && o->log_every > 0 && (s.step % o->log_every == 0 || s.step == total)) {
+        if (o->on_step) {
+            trainer_step_t st = {.step = s.step, .total = total, .epoch = (double)s.step / steps_per_epoch,
+                                 .loss = step_loss, .lr = lr, .tokens_per_s = step_dt > 0 ? n_tok / step_dt : 0.0,
+                                 .s_per_step = step_dt};
+            o->on_step(o->hook_ctx, &st);
+        } else if (t->progress && o->log_every > 0 && (s.step % o->log_every == 0 || s.step == total)) {
             fprintf(t->progress, "train: step %ld/%ld epoch %.2f loss %.4f lr %.3g %.0f tok/s %.2f s/step\n", s.step,
                     total, (double)s.step / steps_per_epoch, step_loss, lr, log_secs > 0 ? log_tokens / log_secs : 0.0,
                     log_secs / (o->log_every > 0 ? o->log_every : 1));
             fflush(t->progress);
+        }
+        if (o->log_every > 0 && (s.step % o->log_every == 0 || s.step == total)) {
             log_secs = 0;
             log_tokens = 0;
         }
@@ -640,9 +668,8 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
             s.bad_evals++;
         }
         if (!bad) bad = lora_save_gguf(t->lora, out_path(t, "adapter-last.gguf"), err);
-        if (t->progress)
-            fprintf(t->progress, "eval: step %ld train_loss %.4f eval_loss %.4f macro_f1 %.4f accuracy %.4f%s\n",
-                    s.step, train_loss, e.loss, e.mt.macro_f1, e.mt.accuracy, better ? " (best)" : "");
+        tlog(t, "eval: step %ld train_loss %.4f eval_loss %.4f macro_f1 %.4f accuracy %.4f%s", s.step, train_loss,
+             e.loss, e.mt.macro_f1, e.mt.accuracy, better ? " (best)" : "");
         res->last_macro_f1 = e.mt.macro_f1;
         eval_out_free(&e);
         s.loss_sum = 0.0;
@@ -653,9 +680,7 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         run_tokens = 0;
         if (o->stop_after > 0 && s.step >= o->stop_after) break;
         if (o->patience > 0 && s.bad_evals >= o->patience && s.step < total) {
-            if (t->progress)
-                fprintf(t->progress, "train: early stop at step %ld (no better macro-F1 in %ld evaluations)\n", s.step,
-                        s.bad_evals);
+            tlog(t, "train: early stop at step %ld (no better macro-F1 in %ld evaluations)", s.step, s.bad_evals);
             break;
         }
     }

@@ -15,6 +15,13 @@
 #include "core/err.h"
 #include "train/adamw.h"
 
+/* One progress report: sent once before the first step (step = the step the
+ * run starts from, loss = NaN) and after every optimizer step. */
+typedef struct {
+    long step, total;
+    double epoch, loss, lr, tokens_per_s, s_per_step;
+} trainer_step_t;
+
 typedef struct {
     const char *model_path, *task_dir, *train_path, *eval_path, *out_dir;
     int rank;
@@ -36,6 +43,12 @@ typedef struct {
     bool resume;
     int log_every;
     long stop_after;     /* > 0: stop after this step (tests of --resume) */
+    /* Optional progress hooks (the CLI's progress display). on_step replaces
+     * the plain step lines; on_log receives every other line (evaluations,
+     * resume, early stop) instead of the progress stream. */
+    void (*on_step)(void *ctx, const trainer_step_t *st);
+    void (*on_log)(void *ctx, const char *line);
+    void *hook_ctx;
 } trainer_opts_t;
 
 void trainer_opts_default(trainer_opts_t *o);

@@ -1,0 +1,270 @@
+/* tasklm cv: k-fold cross-validation of LoRA training. The stratified folds
+ * come from `tasklm data prepare --folds K` (DATA/fold-I-train.csv and
+ * DATA/fold-I-test.csv, I = 1..K); one adapter is trained per fold with the
+ * flags of tasklm train into OUT/fold-I/, and each fold's best evaluation (by
+ * macro-F1, as adapter.gguf) is read back from its metrics.jsonl. Prints the
+ * per-fold table and mean +- sample standard deviation (the seed's Table
+ * 2.2) and writes OUT/cv.json (also printed with --json). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/train_opts.h"
+#include "io/atomic_file.h"
+#include "task/task.h"
+
+#define CMD "cv"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: tasklm cv -m BASE.gguf --data-dir DIR --folds K --out OUT [train options]\n\n"
+            "K-fold cross-validation: for I = 1..K trains a LoRA adapter on DIR/fold-I-train.csv,\n"
+            "evaluating on DIR/fold-I-test.csv (the stratified folds written by\n"
+            "`tasklm data prepare --folds K`), into OUT/fold-I/ (metrics.jsonl, adapter.gguf, ...\n"
+            "as tasklm train). Reports each fold's best evaluation by macro-F1 (accuracy,\n"
+            "macro-F1, per-class F1, eval loss, step) and mean +- sample standard deviation;\n"
+            "OUT/cv.json holds the same numbers.\n\n"
+            "  -m, --model PATH        base model (GGUF)\n"
+            "      --data-dir DIR      folder with fold-I-train.csv / fold-I-test.csv\n"
+            "      --folds K           number of folds (2..1000; the files must exist)\n"
+            "  -o, --out OUT           output folder (created)\n");
+    train_opts_usage(out);
+    fprintf(out,
+            "      --json              print cv.json on stdout\n"
+            "  -h, --help              this help\n");
+}
+
+typedef struct {
+    double acc, f1, loss;
+    double cls[TASK_MAX_LABELS];
+    long step;
+} fold_res_t;
+
+/* The best evaluation (highest macro-F1, the first at a tie as adapter.gguf) of a metrics.jsonl. */
+static int read_best(const char *path, const task_t *task, fold_res_t *r, tl_err_t *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return tl_fail(err, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long ln = 0;
+    int found = 0, rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+        ln++;
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *f1 = cJSON_GetObjectItemCaseSensitive(o, "macro_f1"),
+                    *acc = cJSON_GetObjectItemCaseSensitive(o, "accuracy"),
+                    *loss = cJSON_GetObjectItemCaseSensitive(o, "eval_loss"),
+                    *st = cJSON_GetObjectItemCaseSensitive(o, "step"),
+                    *pc = cJSON_GetObjectItemCaseSensitive(o, "per_class_f1");
+        if (!cJSON_IsNumber(f1) || !cJSON_IsNumber(acc) || !cJSON_IsNumber(loss) || !cJSON_IsNumber(st) ||
+            !cJSON_IsObject(pc)) {
+            rc = tl_fail(err, "%s:%ld: not a metrics line", path, ln);
+        } else if (!found || f1->valuedouble > r->f1) {
+            found = 1;
+            r->f1 = f1->valuedouble, r->acc = acc->valuedouble, r->loss = loss->valuedouble;
+            r->step = (long)st->valuedouble;
+            for (size_t k = 0; k < task->n_labels; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(pc, task->labels[k]);
+                if (!cJSON_IsNumber(v)) {
+                    rc = tl_fail(err, "%s:%ld: per_class_f1 has no '%s'", path, ln, task->labels[k]);
+                    break;
+                }
+                r->cls[k] = v->valuedouble;
+            }
+        }
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && !found) rc = tl_fail(err, "%s: no evaluations", path);
+    return rc;
+}
+
+static void mean_sd(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+/* Column c of the table: 0 accuracy, 1 macro-F1, 2.. per-class F1, last eval loss. */
+static double col(const fold_res_t *r, int c, int n_labels) {
+    if (c == 0) return r->acc;
+    if (c == 1) return r->f1;
+    if (c < 2 + n_labels) return r->cls[c - 2];
+    return r->loss;
+}
+
+static cJSON *row_json(const task_t *t, const double *vals, int n_labels) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "accuracy", vals[0]);
+    cJSON_AddNumberToObject(o, "macro_f1", vals[1]);
+    cJSON *pc = cJSON_AddObjectToObject(o, "per_class_f1");
+    for (int k = 0; k < n_labels; k++) cJSON_AddNumberToObject(pc, t->labels[k], vals[2 + k]);
+    cJSON_AddNumberToObject(o, "eval_loss", vals[2 + n_labels]);
+    return o;
+}
+
+int cmd_cv(int argc, char **argv) {
+    enum { O_DATADIR = TRAIN_OPT_USER, O_FOLDS };
+    struct option opts[64];
+    int no = train_opts_table(opts, 56);
+    const struct option own[] = {
+        {"data-dir", required_argument, 0, O_DATADIR}, {"folds", required_argument, 0, O_FOLDS},
+        {"out", required_argument, 0, 'o'},            {0, 0, 0, 0},
+    };
+    memcpy(opts + no, own, sizeof own);
+    trainer_opts_t o;
+    trainer_opts_default(&o);
+    const char *task_name = "namematch", *data_dir = NULL, *out_dir = NULL;
+    int json = 0, folds = 0;
+    tl_err_t err = {{0}};
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATADIR: data_dir = optarg; continue;
+        case 'o': out_dir = optarg; continue;
+        case O_FOLDS: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 2 || v > 1000)
+                return cli_usage_error(CMD, "--folds '%s' must be an integer in 2..1000", optarg);
+            folds = (int)v;
+            continue;
+        }
+        case 'h': usage(stdout); return CLI_OK;
+        default: break;
+        }
+        int r = c == '?' || c == ':' ? 0 : train_opts_apply(c, optarg, &o, &task_name, &json, &err);
+        if (r < 0) return cli_usage_error(CMD, "%s", err.msg);
+        if (r == 0)
+            return cli_usage_error(CMD, "unknown option or missing value: %s (see tasklm cv --help)", argv[optind - 1]);
+    }
+    if (optind < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (!o.model_path) return cli_usage_error(CMD, "missing -m/--model");
+    if (!data_dir) return cli_usage_error(CMD, "missing --data-dir (the folder of tasklm data prepare --folds)");
+    if (!folds) return cli_usage_error(CMD, "missing --folds K");
+    if (!out_dir) return cli_usage_error(CMD, "missing --out");
+    if (o.micro_batch > o.batch)
+        return cli_usage_error(CMD, "--micro-batch %d is larger than --batch %d", o.micro_batch, o.batch);
+    char taskbuf[600];
+    if (!o.task_dir) {
+        snprintf(taskbuf, sizeof taskbuf, "tasks/%s", task_name);
+        o.task_dir = taskbuf;
+    }
+    /* every fold file must be there before hours of training start */
+    char path[2600];
+    for (int k = 1; k <= folds; k++)
+        for (int w = 0; w < 2; w++) {
+            snprintf(path, sizeof path, "%s/fold-%d-%s.csv", data_dir, k, w ? "test" : "train");
+            if (access(path, R_OK))
+                return cli_fail(CMD, "%s: %s (write the folds with: tasklm data prepare --folds %d)", path,
+                                strerror(errno), folds);
+        }
+    snprintf(path, sizeof path, "%s/fold-%d-train.csv", data_dir, folds + 1);
+    if (access(path, F_OK) == 0)
+        fprintf(stderr, "tasklm cv: warning: %s exists: the folder holds more than %d folds\n", path, folds);
+    task_t *task;
+    if (task_load(&task, o.task_dir, &err)) return cli_fail(CMD, "%s", err.msg);
+    if (mkdir(out_dir, 0777) && errno != EEXIST) {
+        task_free(task);
+        return cli_fail(CMD, "%s: %s", out_dir, strerror(errno));
+    }
+    int nl = (int)task->n_labels, ncol = 3 + nl;
+    fold_res_t *res = calloc((size_t)folds, sizeof *res);
+    if (!res) {
+        task_free(task);
+        return cli_fail(CMD, "out of memory");
+    }
+    int rc = CLI_OK;
+    for (int k = 1; k <= folds && rc == CLI_OK; k++) {
+        char trainp[1200], evalp[1200], outp[1200], label[32];
+        snprintf(trainp, sizeof trainp, "%s/fold-%d-train.csv", data_dir, k);
+        snprintf(evalp, sizeof evalp, "%s/fold-%d-test.csv", data_dir, k);
+        snprintf(outp, sizeof outp, "%s/fold-%d", out_dir, k);
+        snprintf(label, sizeof label, "cv fold %d/%d", k, folds);
+        trainer_opts_t fo = o;
+        fo.train_path = trainp, fo.eval_path = evalp, fo.out_dir = outp;
+        train_progress_t tp;
+        train_progress_init(&tp, stderr, label, o.log_every);
+        train_progress_attach(&tp, &fo);
+        trainer_result_t tr;
+        int bad = trainer_run(&fo, stderr, &tr, &err);
+        train_progress_finish(&tp);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", outp);
+        if (bad || read_best(path, task, &res[k - 1], &err)) rc = cli_fail(CMD, "fold %d: %s", k, err.msg);
+        else
+            fprintf(stderr, "cv: fold %d/%d: macro_f1 %.4f accuracy %.4f (step %ld)\n", k, folds, res[k - 1].f1,
+                    res[k - 1].acc, res[k - 1].step);
+    }
+    if (rc == CLI_OK) {
+        double mean[3 + TASK_MAX_LABELS], sd[3 + TASK_MAX_LABELS], *v = malloc(sizeof(double) * (size_t)folds);
+        if (!v) rc = cli_fail(CMD, "out of memory");
+        for (int ci = 0; v && ci < ncol; ci++) {
+            for (int k = 0; k < folds; k++) v[k] = col(&res[k], ci, nl);
+            mean_sd(v, folds, &mean[ci], &sd[ci]);
+        }
+        free(v);
+        cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "folds");
+        cJSON_AddNumberToObject(root, "k", folds);
+        cJSON *labs = cJSON_AddArrayToObject(root, "labels");
+        for (int l = 0; l < nl; l++) cJSON_AddItemToArray(labs, cJSON_CreateString(task->labels[l]));
+        for (int k = 0; k < folds; k++) {
+            double vals[3 + TASK_MAX_LABELS];
+            for (int ci = 0; ci < ncol; ci++) vals[ci] = col(&res[k], ci, nl);
+            cJSON *f = row_json(task, vals, nl);
+            cJSON_AddNumberToObject(f, "fold", k + 1);
+            cJSON_AddNumberToObject(f, "best_step", (double)res[k].step);
+            snprintf(path, sizeof path, "%s/fold-%d", out_dir, k + 1);
+            cJSON_AddStringToObject(f, "dir", path);
+            cJSON_AddItemToArray(arr, f);
+        }
+        cJSON_AddItemToObject(root, "mean", row_json(task, mean, nl));
+        cJSON_AddItemToObject(root, "sd", row_json(task, sd, nl));
+        char *s = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        snprintf(path, sizeof path, "%s/cv.json", out_dir);
+        if (!s) rc = cli_fail(CMD, "out of memory");
+        else {
+            size_t len = strlen(s);
+            s[len] = '\n';
+            if (rc == CLI_OK && atomic_file_write_all(path, s, len + 1, &err)) rc = cli_fail(CMD, "%s", err.msg);
+            s[len] = '\0';
+        }
+        if (rc == CLI_OK && json) printf("%s\n", s);
+        else if (rc == CLI_OK) {
+            printf("%-11s %8s %8s", "fold", "accuracy", "macro_f1");
+            for (int l = 0; l < nl; l++) {
+                char h[TASK_NAME_MAX + 4];
+                snprintf(h, sizeof h, "f1_%s", task->labels[l]);
+                printf(" %10s", h);
+            }
+            printf(" %9s %6s\n", "eval_loss", "step");
+            for (int k = 0; k < folds; k++) {
+                printf("%-11d %8.4f %8.4f", k + 1, res[k].acc, res[k].f1);
+                for (int l = 0; l < nl; l++) printf(" %10.4f", res[k].cls[l]);
+                printf(" %9.4f %6ld\n", res[k].loss, res[k].step);
+            }
+            printf("%-11s", "mean +- sd");
+            for (int ci = 0; ci < ncol; ci++)
+                printf(" %.4f+-%.4f", mean[ci], sd[ci]);
+            printf("\n");
+        }
+        free(s);
+    }
+    free(res);
+    task_free(task);
+    return rc;
+}
