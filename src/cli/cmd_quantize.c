@@ -193,10 +193,27 @@ int cmd_quantize(int argc, char **argv) {
         }
         qo.importance = calib_importance;
         qo.importance_ctx = cal;
+        fprintf(stderr, "tasklm quantize: calibration: %d prompts, %ld tokens from %s\n", calib_n_prompts(cal),
+                calib_n_tokens(cal), calib_csv);
+        if (!quantize_type_uses_importance((uint32_t)type))
+            fprintf(stderr, "tasklm quantize: warning: --calib has no effect on %s (round-to-nearest); it affects "
+                            "q4_k, q5_k, q6_k and iq4_nl\n", ggml_type_name((uint32_t)type));
     }
     quantize_report_t rep;
     int rc = quantize_model_file(in, out, &qo, &rep, &err);
     if (rc == 0) {
+        int n_q = 0;
+        uint32_t q_type = 0;
+        for (int i = 0; i < rep.n_tensors; i++) {
+            uint32_t ti = rep.tensors[i].type_in;
+            if (ti != GGML_TYPE_F32 && ti != GGML_TYPE_F16 && ti != GGML_TYPE_BF16 && rep.tensors[i].type_out != ti) {
+                if (!n_q) q_type = ti;
+                n_q++;
+            }
+        }
+        if (n_q)
+            fprintf(stderr, "tasklm quantize: note: %d tensor(s) of %s are already quantized (e.g. %s); they were "
+                            "dequantized first, so the result carries their rounding too\n", n_q, in, ggml_type_name(q_type));
         /* one warning line per (wanted, used) pair, naming the first tensor */
         for (int i = 0; i < rep.n_tensors; i++) {
             const quantize_tensor_rec_t *t = &rep.tensors[i];
