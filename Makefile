@@ -21,7 +21,7 @@ ifeq ($(WERROR),1)
 endif
 CFLAGS ?=
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_MODE)
-LDLIBS := -lpcre2-8 -lutf8proc -lcjson -lmicrohttpd -lm -lpthread
+LDLIBS := -lpcre2-8 -lutf8proc -lcjson -lmicrohttpd -linih -lm -lpthread
 
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))

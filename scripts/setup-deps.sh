@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PKGS=(build-essential pkg-config libpcre2-dev libutf8proc-dev libcjson-dev
-          libmicrohttpd-dev python3-venv python3-dev python3-numpy python3-sklearn
+          libmicrohttpd-dev libinih-dev python3-venv python3-dev python3-numpy python3-sklearn
           python3-torch cmake)
 
 missing=()
