@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/kernels.h"
+#include "quant/quantize.h"
 #include "quant/types.h"
 #include "tl_test.h"
 #include "train/adamw.h"
@@ -246,6 +247,56 @@ TEST(backward_input_over_q8_0_equals_dequantized_product) {
         }
 }
 
+/* QLoRA: the input gradient (and the training forward) over every quantized
+ * type we load equals the product with the F32-dequantized weights. 512
+ * columns = two K-quant super-blocks, so the column split crosses blocks. */
+TEST(backward_input_over_every_quantized_type_equals_dequantized_product) {
+    enum { NIN = 512, NOUT = 19, NT = 3 };
+    static const uint32_t types[] = {GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+                                     GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
+                                     GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_IQ4_NL};
+    static float src[NOUT * NIN], wf[NOUT * NIN], dy[NT * NOUT], dx[NT * NIN], x[NT * NIN], y[NT * NOUT];
+    for (int i = 0; i < NOUT * NIN; i++) src[i] = frand();
+    for (int i = 0; i < NT * NOUT; i++) dy[i] = frand();
+    for (int i = 0; i < NT * NIN; i++) x[i] = frand();
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        uint32_t ty = types[k];
+        tl_err_t err;
+        size_t rb = 0;
+        CHECK(ggml_row_bytes(ty, NIN, &rb, &err) == 0);
+        unsigned char *q = malloc(rb * NOUT);
+        CHECK(q != NULL);
+        if (!q) return;
+        int ok = 1;
+        for (int r = 0; r < NOUT; r++) {
+            ok &= quantize_row(ty, src + r * NIN, q + r * rb, NIN, NULL, &err) == 0;
+            ok &= dequantize_row(ty, q + r * rb, wf + r * NIN, NIN, &err) == 0;
+        }
+        CHECK(ok);
+        mm_weight_t w = {.type = ty, .n_in = NIN, .n_out = NOUT, .data = q, .row_bytes = rb};
+        mm_env_t env = {.pool = NULL, .level = cpu_detect_level()};
+        double maxd = 0, maxf = 0;
+        CHECK(matmul_backward_input(dx, dy, &w, NT, &env, 0, &err) == 0);
+        for (int t = 0; t < NT; t++)
+            for (int i = 0; i < NIN; i++) {
+                double sum = 0;
+                for (int o = 0; o < NOUT; o++) sum += (double)dy[t * NOUT + o] * wf[o * NIN + i];
+                if (fabs(dx[t * NIN + i] - sum) > maxd) maxd = fabs(dx[t * NIN + i] - sum);
+            }
+        CHECK(matmul_forward_dequant(y, x, &w, NT, &env, &err) == 0);
+        for (int t = 0; t < NT; t++)
+            for (int o = 0; o < NOUT; o++) {
+                double sum = 0;
+                for (int i = 0; i < NIN; i++) sum += (double)x[t * NIN + i] * wf[o * NIN + i];
+                if (fabs(y[t * NOUT + o] - sum) > maxf) maxf = fabs(y[t * NOUT + o] - sum);
+            }
+        if (maxd > 1e-4 || maxf > 1e-3) printf("  type %u: max |dx err| %g, max |y err| %g\n", ty, maxd, maxf);
+        CHECK(maxd <= 1e-4);
+        CHECK(maxf <= 1e-3);
+        free(q);
+    }
+}
+
 TEST(adamw_first_step_and_schedule) {
     adamw_cfg_t cfg = {0.9f, 0.999f, 1e-8f, 0.1f};
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f}, m[2] = {0}, v[2] = {0};
@@ -269,6 +320,7 @@ int main(void) {
     RUN(sgemm_all_transpositions_match_naive);
     RUN(tile_kernels_simd_match_scalar);
     RUN(backward_input_over_q8_0_equals_dequantized_product);
+    RUN(backward_input_over_every_quantized_type_equals_dequantized_product);
     RUN(adamw_first_step_and_schedule);
     return tl_test_summary("test_train");
 }
