@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PKGS=(build-essential pkg-config libpcre2-dev libutf8proc-dev libcjson-dev
           libmicrohttpd-dev libinih-dev python3-venv python3-dev python3-numpy python3-sklearn
-          python3-torch cmake)
+          python3-torch cmake gnuplot-nox chromium)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do

@@ -25,6 +25,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_cv(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 
 /* Prints "tasklm CMD: error: MSG" to stderr and returns CLI_FAIL / CLI_USAGE. */

@@ -23,6 +23,7 @@ static const struct {
     {"bench", cmd_bench, "serving load test: throughput, latency percentiles, cost at a QPS target"},
     {"quantize", cmd_quantize, "re-encode a model's weights in another type (q8_0, q4_k, ...)"},
     {"prune", cmd_prune, "score blocks on calibration rows and remove the K least important"},
+    {"report", cmd_report, "HTML/Markdown report of a pipeline run folder: tables, figures, cost"},
     {"merge", cmd_merge, "fold a LoRA adapter into the base weights, optionally re-quantize"},
     {"pipeline", cmd_pipeline, "run a recipe: prepare, train, quantize, evaluate, export, report (resumable)"},
 };
