@@ -367,9 +367,9 @@ static void hardware(report_t *R) {
     const char *cols[] = {"CPU", "logical cores", "ISA flags", "memory (GiB)"};
     table_begin(R, "hardware", 4, cols);
     char c[4][96];
-    snprintf(c[0], 96, "%s", model);
+    snprintf(c[0], 96, "%.95s", model);
     snprintf(c[1], 96, "%d", cores);
-    snprintf(c[2], 96, "%s", flags);
+    snprintf(c[2], 96, "%.95s", flags);
     fmt(c[3], "%.1f", mem_kib / 1048576.0);
     row(R, 4, c);
     table_end(R);
