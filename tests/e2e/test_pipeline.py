@@ -1,0 +1,172 @@
+"""End-to-end checks of `tasklm pipeline` on a tiny recipe (80 rows, a 2-step
+LoRA run, merge to q8_0, a 2-row eval, export): --dry-run lists the stages,
+bad recipes fail with exit 2 and one line naming the key and line, a run
+writes the stage folders, manifests (input SHA-256s checked against hashlib),
+eval.json with variant/model_path/model_bytes, run.json and final-q8_0.gguf;
+a rerun skips every stage; --from re-runs only from that stage; a run killed
+during training resumes, skipping the finished stages, and ends with the same
+final model bytes."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peer"))
+from tl_check import Checker, MODEL, ROOT, TASKLM, run_tasklm  # noqa: E402
+
+RECIPE = """; tiny recipe for the e2e test
+[recipe]
+name = tiny
+model = {model}
+data = {data}
+threads = 2
+runs_dir = {runs}
+
+[prepare]
+rows = 80
+val_split = 0.1
+
+[baseline]
+
+[train lora]
+rank = 2
+targets = q,v
+batch = 2
+max_steps = 3
+eval_every = 0
+eval_limit = 2
+adapter = last
+
+[merge merge-q8_0]
+type = q8_0
+
+[eval q8_0]
+variant = q8_0+lora
+limit = 2
+
+[export]
+"""
+
+STAGES = ["01-prepare", "02-baseline", "03-lora", "04-merge-q8_0", "05-q8_0", "06-export"]
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main():
+    c = Checker("test_pipeline")
+    tmp = tempfile.mkdtemp(prefix="tl-pipe-e2e-")
+    runs = os.path.join(tmp, "runs")
+    recipe = os.path.join(tmp, "tiny.ini")
+    write(recipe, RECIPE.format(model=MODEL, data=os.path.join(ROOT, "tasks/namematch/data/raw.csv"), runs=runs))
+    run_dir = os.path.join(runs, "tiny")
+
+    # --help, dry run, usage errors
+    r = run_tasklm(["pipeline", "--help"])
+    c.check(r.returncode == 0 and "--dry-run" in r.stdout, "--help exits 0 and documents --dry-run")
+    r = run_tasklm(["pipeline", recipe, "--dry-run"])
+    c.check(r.returncode == 0, "dry run exits 0", r.stderr)
+    c.check(all(s in r.stdout for s in STAGES), "dry run lists every stage folder", r.stdout)
+    c.check(not os.path.exists(run_dir), "dry run creates nothing")
+
+    bad_cases = [
+        ("unknown key", RECIPE.replace("rank = 2", "rank = 2\nrnak = 4"), "rnak", ":17:"),
+        ("bad value", RECIPE.replace("max_steps = 3", "max_steps = three"), "max_steps", ":19:"),
+        ("unknown kind", RECIPE.replace("[baseline]", "[baseline2]"), "baseline2", ":13:"),
+        ("duplicate stage", RECIPE.replace("[export]", "[export]\n[eval q8_0]"), "q8_0", ":32:"),
+        ("duplicate key", RECIPE.replace("rank = 2", "rank = 2\nrank = 3"), "rank", ":17:"),
+        ("syntax", RECIPE.replace("[export]", "export"), "expected", ":31:"),
+        ("key outside section", "model = x\n" + RECIPE, "outside", ":1:"),
+    ]
+    for what, text, word, line in bad_cases:
+        p = os.path.join(tmp, "bad.ini")
+        write(p, text.format(model=MODEL, data="d.csv", runs=runs))
+        r = run_tasklm(["pipeline", p, "--dry-run"])
+        err = r.stderr.strip()
+        c.check(r.returncode == 2 and len(err.splitlines()) == 1 and word in err and line in err,
+                f"{what}: exit 2 with one line naming '{word}' and line {line}", f"rc={r.returncode} {err!r}")
+    r = run_tasklm(["pipeline", os.path.join(tmp, "missing.ini")])
+    c.check(r.returncode == 2 and "missing.ini" in r.stderr, "missing recipe file: exit 2 naming it", r.stderr)
+    r = run_tasklm(["pipeline", recipe, "--from", "nosuch"])
+    c.check(r.returncode == 2 and "nosuch" in r.stderr, "--from an unknown stage: exit 2", r.stderr)
+    r = run_tasklm(["pipeline", recipe, "--bogus"])
+    c.check(r.returncode == 2, "unknown option: exit 2")
+
+    # full run
+    t0 = time.time()
+    r = run_tasklm(["pipeline", recipe])
+    c.check(r.returncode == 0, "tiny recipe runs", r.stderr[-2000:])
+    print(f"# first run {time.time() - t0:.1f} s")
+    final = os.path.join(run_dir, "final-q8_0.gguf")
+    c.check(os.path.isfile(final), "final model at runs/NAME/final-q8_0.gguf")
+    c.check("final model: " + final in r.stdout, "summary names the final model", r.stdout[-800:])
+    c.check("macro-F1" in r.stdout and "q8_0+lora" in r.stdout, "summary shows macro-F1 per variant")
+    for s in STAGES:
+        m = json.load(open(os.path.join(run_dir, s, "manifest.json")))
+        ok = m["status"] == "done" and m["stage"] == s[3:] and m["version"] and m["seconds"] >= 0
+        ok = ok and all(k in m for k in ("kind", "settings", "started", "finished", "outputs"))
+        ok = ok and all(sha(p) == h for p, h in m["inputs"].items())
+        ok = ok and all(os.path.isfile(p) for p in m["outputs"])
+        c.check(ok, f"{s}: manifest done, input hashes match hashlib, outputs exist", json.dumps(m)[:600])
+    for f in ("01-prepare/summary.json", "02-baseline/baseline.json", "03-lora/metrics.jsonl", "03-lora/adapter-last.gguf"):
+        c.check(os.path.isfile(os.path.join(run_dir, f)), f"{f} kept")
+    ev = json.load(open(os.path.join(run_dir, "05-q8_0", "eval.json")))
+    c.check(ev.get("variant") == "q8_0+lora" and ev.get("n") == 2 and "macro_f1" in ev, "eval.json: eval --json + variant", ev)
+    c.check(ev.get("model_bytes") == os.path.getsize(ev.get("model_path", "")), "eval.json: model_path and model_bytes")
+    rj = json.load(open(os.path.join(run_dir, "run.json")))
+    c.check([s["dir"] for s in rj["stages"]] == STAGES and rj["final_model"] == final and rj["name"] == "tiny",
+            "run.json lists the stages and the final model", rj)
+    final_hash = sha(final)
+
+    # rerun: everything skipped
+    r = run_tasklm(["pipeline", recipe])
+    c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES), "rerun skips every stage", r.stdout)
+    # --from export: only export runs
+    r = run_tasklm(["pipeline", recipe, "--from", "export"])
+    c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES) - 1 and "[6/6] 06-export (export)" in r.stdout,
+            "--from export re-runs only the export", r.stdout)
+    # a changed setting re-runs that stage and, if outputs change, the ones after
+    write(recipe, open(recipe).read().replace("\nlimit = 2", "\nlimit = 3"))
+    r = run_tasklm(["pipeline", recipe])
+    c.check(r.returncode == 0 and "05-q8_0 (eval)" in r.stdout and r.stdout.count("up to date, skipped") == len(STAGES) - 1,
+            "a changed eval setting re-runs only that eval", r.stdout)
+    ev = json.load(open(os.path.join(run_dir, "05-q8_0", "eval.json")))
+    c.check(ev.get("n") == 3, "the re-run eval used the new limit")
+
+    # killed during training, then resumed
+    p = subprocess.Popen([TASKLM, "pipeline", recipe, "--from", "lora"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True, cwd=ROOT)
+    seen = ""
+    for line in p.stdout:
+        seen += line
+        if line.startswith("train: step 1/"):
+            break
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    p.stdout.close()
+    m = json.load(open(os.path.join(run_dir, "03-lora", "manifest.json")))
+    c.check(m["status"] == "running", "killed train stage left a 'running' manifest", seen[-500:])
+    r = run_tasklm(["pipeline", recipe])
+    c.check(r.returncode == 0, "resumed run succeeds", r.stderr[-1500:])
+    c.check("01-prepare: up to date" in r.stdout and "02-baseline: up to date" in r.stdout and "03-lora (train)" in r.stdout,
+            "resume skips the finished stages and re-runs the killed one", r.stdout)
+    c.check(sha(final) == final_hash, "resumed run ends with the same final model bytes")
+    c.finish()
+
+
+if __name__ == "__main__":
+    main()
