@@ -78,12 +78,24 @@ if peer and ours.get("ids") and peer["margin"] > 0.05:
     c.check(ours["ids"][0] == peer["argmax"], "tasklm and llama.cpp agree on the pruned model's next token",
             f"{ours['ids']} vs {peer}")
 
-# scoring, one calibration row
+# scoring, one calibration row, through a task with a short template (the cost
+# is about n_layer + 2 forward passes of the prompt)
+tdir = os.path.join(tmp, "task")
+os.makedirs(tdir)
+with open(os.path.join(tdir, "template.txt"), "w") as f:
+    f.write("Same person? <a> / <b>. Answer:")
+with open(os.path.join(tdir, "task.json"), "w") as f:
+    json.dump({"name": "short", "description": "test", "template": "template.txt",
+               "fields": [{"column": "elected_name", "placeholder": "<a>"},
+                          {"column": "partner_name", "placeholder": "<b>"}],
+               "label_column": "labeled_result", "labels": ["yes", "no", "partial"], "label_prefix": " ",
+               "max_field_bytes": 256}, f)
 calib = os.path.join(tmp, "calib.csv")
 with open(calib, "w") as f:
     f.write("elected_name,partner_name,labeled_result\nJohn Smith,Jon Smith,yes\n")
 imp = os.path.join(tmp, "imp.json")
-r = run_tasklm(["prune", "-m", MODEL, "--calib", calib, "--scores-only", "--importance", imp, "--json"])
+r = run_tasklm(["prune", "-m", MODEL, "--task-dir", tdir, "--calib", calib, "--scores-only", "--importance", imp,
+               "--json"])
 c.check(r.returncode == 0, "prune --scores-only exits 0", r.stderr)
 if r.returncode == 0:
     j = json.load(open(imp))
@@ -95,7 +107,7 @@ if r.returncode == 0:
     c.check(json.loads(r.stdout)["layers"] == layers, "--json prints the same scores")
     c.check(layers[0]["cosine"] > np.median([x["cosine"] for x in layers]), "block 0 changes the hidden state most")
 
-r = run_tasklm(["prune", "-m", MODEL, "--calib", calib, "--remove", str(L), "--out", out])
+r = run_tasklm(["prune", "-m", MODEL, "--task-dir", tdir, "--calib", calib, "--remove", str(L), "--out", out])
 c.check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "K >= n_layer: exit 2, one line", r.stderr)
 r = run_tasklm(["prune", "-m", MODEL, "--calib", os.path.join(tmp, "nope.csv"), "--remove", "1", "--out", out])
 c.check(r.returncode == 1 and "nope.csv" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
