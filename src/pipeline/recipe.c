@@ -25,7 +25,7 @@ static const kind_spec_t kinds[] = {
     {"merge", "type:s"},
     {"quantize", "type:s"},
     {"export", ""},
-    {"bench", ""},
+    {"bench", "duration:f,concurrency:s,target_qps:f,sla_ms:f"},
     {"report", ""},
 };
 

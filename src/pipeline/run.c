@@ -482,7 +482,13 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
         }
         START(s->kind);
         if (!strcmp(s->kind, "bench")) {
-            arg_add(&a, "-m"), arg_add(&a, io->inputs[0]), arg_add(&a, "--json");
+            arg_add(&a, "-m"), arg_add(&a, io->inputs[0]), arg_add(&a, "--task-dir"), arg_add(&a, R->task_dir);
+            add_flag(&a, s, "duration", "--duration");
+            add_flag(&a, s, "concurrency", "--concurrency");
+            add_flag(&a, s, "target_qps", "--target-qps");
+            add_flag(&a, s, "sla_ms", "--sla-ms");
+            if (R->r->threads) arg_add(&a, "--threads"), arg_add(&a, R->threads);
+            arg_add(&a, "--json");
             rc = run_child(exe, &a, io->outputs[0], log, err);
         } else {
             arg_add(&a, R->run_dir);
