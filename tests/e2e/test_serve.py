@@ -2,7 +2,10 @@
 tasklm classify on the same pairs, probabilities sum to 1, every error case
 gives its status and the JSON error shape, keep-alive, metrics, SIGTERM drain."""
 import http.client, json, os, signal, socket, subprocess, sys, tempfile, threading, time
-from tl_check import Checker, TASKLM, MODEL, ROOT, run_tasklm
+from tl_check import Checker, MODEL, ROOT, run_tasklm
+import tl_check
+# SERVE_BINARY picks the server under test (e.g. an ASan build); tasklm classify stays the reference
+TASKLM = os.environ.get("SERVE_BINARY", tl_check.TASKLM)
 
 c = Checker("test_serve")
 PAIRS = [["Ravi Kumar", "Rvi Kumar"], ["Ramesh Gupta", "Renuka Gupta"], ["Ahmed Khan", "Chen Li"], ["Du Jiwoo", "Jiwoo Du"]]
@@ -44,7 +47,7 @@ for row in csv.DictReader(open(out)):
     ref[(row["elected_name"], row["partner_name"])] = (row["predicted"], [float(row["p_" + k]) for k in ("yes", "no", "partial")])
 c.check(len(ref) == len(PAIRS), "classify wrote every pair")
 
-p, port = start(TASKLM)
+p, port = start(TASKLM, ["--drain-timeout", "600"])  # a slow (ASan) build on a busy machine drains slowly
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for a, b in PAIRS:
     st, _, d = req(conn, "POST", "/v1/classify", json.dumps({"name1": a, "name2": b}))
@@ -80,7 +83,13 @@ def worker(i):
     results.append(st == 200 and json.loads(d)["label"] == ref[(a, b)][0])
 ts = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
 for t in ts: t.start()
-time.sleep(0.2)
+# SIGTERM once all 12 are in flight (a slow build, e.g. ASan, takes a while to accept them)
+deadline = time.time() + 60
+while time.time() < deadline:
+    st, _, d = req(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "GET", "/metrics")
+    line = [l for l in d.decode().splitlines() if l.startswith("tasklm_requests_in_flight ")]
+    if line and int(line[0].split()[1]) >= 13: break  # the 12 plus this /metrics request
+    time.sleep(0.02)
 p.send_signal(signal.SIGTERM)
 for t in ts: t.join()
 rc = p.wait(timeout=60)
