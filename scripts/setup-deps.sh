@@ -28,7 +28,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish, gguf' 2>/dev/null; then
   echo "setup-deps: installing Python test packages (llama-cpp-python compiles llama.cpp; pip caches the wheel)"
-  CMAKE_ARGS="-DGGML_NATIVE=ON" .venv/bin/pip install -q "${PY_PKGS[@]}"
+  # Explicit instruction sets, not GGML_NATIVE: a native build on a machine that reports
+  # AMX picked code paths that die with SIGILL on multi-token batches here. AVX-512 with
+  # VNNI and BF16 is what every machine of this kind has (the same set our kernels use).
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF" \
+    .venv/bin/pip install -q --no-cache-dir "${PY_PKGS[@]}"
 fi
 # Tokenizer test vectors: llama-cpp-python's source archive carries llama.cpp's
 # vocab-only GGUF files with input/output pairs (models/ggml-vocab-*); the

@@ -2,6 +2,7 @@
  * the handler the line number of every key and records section headers (so
  * a stage without keys, like [export], still counts). */
 #include "pipeline/recipe.h"
+#include "core/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -121,8 +122,8 @@ static void on_section(parse_t *p, const char *text) {
     }
     recipe_stage_t *s = &r->stages[r->n_stages++];
     memset(s, 0, sizeof *s);
-    snprintf(s->kind, sizeof s->kind, "%s", kind);
-    snprintf(s->name, sizeof s->name, "%s", name);
+    tl_strlcpy(s->kind, sizeof s->kind, kind); /* a known kind: fits */
+    tl_strlcpy(s->name, sizeof s->name, name); /* length checked above */
     s->line = p->line;
 }
 
