@@ -1,4 +1,4 @@
-/* dx = dy . W over frozen, possibly quantized weights (see matmul_bwd.h). */
+/* Training products with frozen weights (see matmul_bwd.h). */
 #include "train/matmul_bwd.h"
 
 #include <immintrin.h>
@@ -7,75 +7,127 @@
 
 #include "quant/types.h"
 
-enum { BWD_ROWS = 16 };
+/* ---- panel kernel: C[T x nr] (+)= A[T x K] . B[K x nr] ---- */
 
-static void tile_scalar(float *dx, const float *dy, const float *tile, long ld, int R, int n) {
-    for (int r = 0; r < R; r++) {
-        float a = dy[r];
-        const float *w = tile + r * ld;
-        for (int c = 0; c < n; c++) dx[c] += a * w[c];
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void tile_avx2(float *dx, const float *dy, const float *tile, long ld,
-                                                           int R, int n) {
-    int c = 0;
-    for (; c + 32 <= n; c += 32) {
-        __m256 a0 = _mm256_loadu_ps(dx + c), a1 = _mm256_loadu_ps(dx + c + 8);
-        __m256 a2 = _mm256_loadu_ps(dx + c + 16), a3 = _mm256_loadu_ps(dx + c + 24);
-        for (int r = 0; r < R; r++) {
-            __m256 s = _mm256_set1_ps(dy[r]);
-            const float *w = tile + r * ld + c;
-            a0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(w), a0);
-            a1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(w + 8), a1);
-            a2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(w + 16), a2);
-            a3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(w + 24), a3);
+static void gemm_panel_scalar(int T, int K, const float *A, long lda, const float *B, long ldb, int nr, float *C,
+                              long ldc, int accumulate) {
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < nr; j++) {
+            float s = accumulate ? C[t * ldc + j] : 0.0f;
+            for (int k = 0; k < K; k++) s = __builtin_fmaf(A[t * lda + k], B[k * ldb + j], s);
+            C[t * ldc + j] = s;
         }
-        _mm256_storeu_ps(dx + c, a0);
-        _mm256_storeu_ps(dx + c + 8, a1);
-        _mm256_storeu_ps(dx + c + 16, a2);
-        _mm256_storeu_ps(dx + c + 24, a3);
+}
+
+/* MR tokens x 32 columns in 2 * MR zmm accumulators; B rows loaded once per k
+ * and shared by the MR broadcasts of A. */
+#define AVX512_BLOCK(MR)                                                                                            \
+    __attribute__((target("avx512f"))) static void blk512_##MR(int K, const float *A, long lda, const float *B,     \
+                                                               long ldb, __mmask16 m0, __mmask16 m1, float *C,      \
+                                                               long ldc, int accumulate) {                          \
+        __m512 c0[MR], c1[MR];                                                                                      \
+        _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                      \
+            c0[a] = accumulate ? _mm512_maskz_loadu_ps(m0, C + a * ldc) : _mm512_setzero_ps();                      \
+            c1[a] = accumulate ? _mm512_maskz_loadu_ps(m1, C + a * ldc + 16) : _mm512_setzero_ps();                 \
+        }                                                                                                           \
+        for (int k = 0; k < K; k++) {                                                                               \
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, B + k * ldb), b1 = _mm512_maskz_loadu_ps(m1, B + k * ldb + 16);   \
+            _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                  \
+                __m512 s = _mm512_set1_ps(A[a * lda + k]);                                                          \
+                c0[a] = _mm512_fmadd_ps(s, b0, c0[a]);                                                              \
+                c1[a] = _mm512_fmadd_ps(s, b1, c1[a]);                                                              \
+            }                                                                                                       \
+        }                                                                                                           \
+        _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                      \
+            _mm512_mask_storeu_ps(C + a * ldc, m0, c0[a]);                                                          \
+            _mm512_mask_storeu_ps(C + a * ldc + 16, m1, c1[a]);                                                     \
+        }                                                                                                           \
     }
-    for (; c < n; c++) {
-        float s = dx[c];
-        for (int r = 0; r < R; r++) s = __builtin_fmaf(dy[r], tile[r * ld + c], s);
-        dx[c] = s;
+AVX512_BLOCK(1)
+AVX512_BLOCK(2)
+AVX512_BLOCK(3)
+AVX512_BLOCK(4)
+AVX512_BLOCK(5)
+AVX512_BLOCK(6)
+AVX512_BLOCK(7)
+AVX512_BLOCK(8)
+
+__attribute__((target("avx512f"))) static void gemm_panel_avx512(int T, int K, const float *A, long lda,
+                                                                  const float *B, long ldb, int nr, float *C, long ldc,
+                                                                  int accumulate) {
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    int t = 0;
+    for (; t + 8 <= T; t += 8) blk512_8(K, A + t * lda, lda, B, ldb, m0, m1, C + t * ldc, ldc, accumulate);
+    const float *a = A + t * lda;
+    float *c = C + t * ldc;
+    switch (T - t) {
+    case 7: blk512_7(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 6: blk512_6(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 5: blk512_5(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 4: blk512_4(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 3: blk512_3(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 2: blk512_2(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    case 1: blk512_1(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
+    default: break;
     }
 }
 
-__attribute__((target("avx512f"))) static void tile_avx512(float *dx, const float *dy, const float *tile, long ld,
-                                                            int R, int n) {
-    int c = 0;
-    for (; c + 64 <= n; c += 64) {
-        __m512 a0 = _mm512_loadu_ps(dx + c), a1 = _mm512_loadu_ps(dx + c + 16);
-        __m512 a2 = _mm512_loadu_ps(dx + c + 32), a3 = _mm512_loadu_ps(dx + c + 48);
-        for (int r = 0; r < R; r++) {
-            __m512 s = _mm512_set1_ps(dy[r]);
-            const float *w = tile + r * ld + c;
-            a0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(w), a0);
-            a1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(w + 16), a1);
-            a2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(w + 32), a2);
-            a3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(w + 48), a3);
+/* AVX2: 16 columns (2 ymm) x up to 6 tokens per block, the panel in two halves. */
+__attribute__((target("avx2,fma"))) static void blk256(int mr, int K, const float *A, long lda, const float *B,
+                                                        long ldb, __m256i k0, __m256i k1, float *C, long ldc,
+                                                        int accumulate) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int a = 0; a < 6; a++) {
+        c0[a] = accumulate && a < mr ? _mm256_maskload_ps(C + a * ldc, k0) : _mm256_setzero_ps();
+        c1[a] = accumulate && a < mr ? _mm256_maskload_ps(C + a * ldc + 8, k1) : _mm256_setzero_ps();
+    }
+    const float *ar[6];
+#pragma GCC unroll 6
+    for (int a = 0; a < 6; a++) ar[a] = A + (a < mr ? a : 0) * lda;
+    for (int k = 0; k < K; k++) {
+        __m256 b0 = _mm256_maskload_ps(B + k * ldb, k0), b1 = _mm256_maskload_ps(B + k * ldb + 8, k1);
+#pragma GCC unroll 6
+        for (int a = 0; a < 6; a++) {
+            __m256 s = _mm256_broadcast_ss(ar[a] + k);
+            c0[a] = _mm256_fmadd_ps(s, b0, c0[a]);
+            c1[a] = _mm256_fmadd_ps(s, b1, c1[a]);
         }
-        _mm512_storeu_ps(dx + c, a0);
-        _mm512_storeu_ps(dx + c + 16, a1);
-        _mm512_storeu_ps(dx + c + 32, a2);
-        _mm512_storeu_ps(dx + c + 48, a3);
     }
-    for (; c < n; c += 16) {
-        __mmask16 k = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
-        __m512 a = _mm512_maskz_loadu_ps(k, dx + c);
-        for (int r = 0; r < R; r++)
-            a = _mm512_fmadd_ps(_mm512_set1_ps(dy[r]), _mm512_maskz_loadu_ps(k, tile + r * ld + c), a);
-        _mm512_mask_storeu_ps(dx + c, k, a);
+    for (int a = 0; a < mr; a++) {
+        _mm256_maskstore_ps(C + a * ldc, k0, c0[a]);
+        _mm256_maskstore_ps(C + a * ldc + 8, k1, c1[a]);
     }
 }
 
-void matmul_bwd_tile(float *dx, const float *dy, const float *tile, long ld, int R, int n, cpu_level_t level) {
-    if (level >= CPU_LEVEL_AVX512) tile_avx512(dx, dy, tile, ld, R, n);
-    else if (level >= CPU_LEVEL_AVX2) tile_avx2(dx, dy, tile, ld, R, n);
-    else tile_scalar(dx, dy, tile, ld, R, n);
+__attribute__((target("avx2,fma"))) static __m256i lanes256(int n) {
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
+
+__attribute__((target("avx2,fma"))) static void gemm_panel_avx2(int T, int K, const float *A, long lda,
+                                                                 const float *B, long ldb, int nr, float *C, long ldc,
+                                                                 int accumulate) {
+    for (int h = 0; h < nr; h += 16) {
+        int n = nr - h < 16 ? nr - h : 16;
+        __m256i k0 = lanes256(n), k1 = lanes256(n - 8);
+        for (int t = 0; t < T; t += 6)
+            blk256(T - t < 6 ? T - t : 6, K, A + t * lda, lda, B + h, ldb, k0, k1, C + t * ldc + h, ldc, accumulate);
+    }
+}
+
+void tl_gemm_panel(int T, int K, const float *A, long lda, const float *B, long ldb, int nr, float *C, long ldc,
+                   int accumulate, cpu_level_t level) {
+    if (T <= 0 || nr <= 0) return;
+    if (level >= CPU_LEVEL_AVX512) gemm_panel_avx512(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
+    else if (level >= CPU_LEVEL_AVX2) gemm_panel_avx2(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
+    else gemm_panel_scalar(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
+}
+
+/* ---- backward: dx = dy . W, columns of W split over the threads ---- */
+
+enum { BWD_KC = 128 }; /* rows of W dequantized per block */
 
 typedef struct {
     float *dx;
@@ -96,18 +148,16 @@ static void bwd_cols(void *arg, int ith, int nth) {
     if (b0 >= b1) return;
     long c0 = b0 * j->blk, nc = (b1 - b0) * j->blk;
     long N = w->n_in, O = w->n_out;
-    for (int t = 0; t < j->n_tokens; t++)
-        if (!j->accumulate) memset(j->dx + t * N + c0, 0, sizeof(float) * (size_t)nc);
     float *tile = NULL;
     if (w->type != GGML_TYPE_F32) {
-        tile = malloc(sizeof(float) * (size_t)(BWD_ROWS * nc));
+        tile = malloc(sizeof(float) * (size_t)(BWD_KC * nc));
         if (!tile) {
             j->failed = 1;
             return;
         }
     }
-    for (long o0 = 0; o0 < O; o0 += BWD_ROWS) {
-        int R = O - o0 < BWD_ROWS ? (int)(O - o0) : BWD_ROWS;
+    for (long o0 = 0; o0 < O; o0 += BWD_KC) {
+        int R = O - o0 < BWD_KC ? (int)(O - o0) : BWD_KC;
         const float *tp;
         long ld;
         if (w->type == GGML_TYPE_F32) {
@@ -125,8 +175,11 @@ static void bwd_cols(void *arg, int ith, int nth) {
             tp = tile;
             ld = nc;
         }
-        for (int t = 0; t < j->n_tokens; t++)
-            matmul_bwd_tile(j->dx + t * N + c0, j->dy + t * O + o0, tp, ld, R, (int)nc, j->level);
+        int acc = j->accumulate || o0 > 0;
+        for (long c = 0; c < nc; c += TL_GEMM_NR) {
+            int nr = nc - c < TL_GEMM_NR ? (int)(nc - c) : TL_GEMM_NR;
+            tl_gemm_panel(j->n_tokens, R, j->dy + o0, O, tp + c, ld, nr, j->dx + c0 + c, N, acc, j->level);
+        }
     }
     free(tile);
 }
@@ -146,63 +199,16 @@ int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int 
             return tl_fail(err, "matmul backward: %lld columns are not a multiple of the block size",
                            (long long)w->n_in);
     }
+    if (n_tokens <= 0) return 0;
     if (env->pool) threadpool_run(env->pool, bwd_cols, &j);
     else bwd_cols(&j, 0, 1);
     if (j.failed) return tl_fail(err, "matmul backward: out of memory or bad block data");
     return 0;
 }
 
-static void fwd_tile_scalar(float *y, long ldy, const float *x, long ldx, const float *tile, long ld, int T, int R,
-                            int n) {
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++) {
-            float s = 0.0f;
-            for (int i = 0; i < n; i++) s += x[t * ldx + i] * tile[r * ld + i];
-            y[t * ldy + r] = s;
-        }
-}
+/* ---- forward: y = x . W^T, panels of TL_GEMM_NR output rows split over the threads ---- */
 
-/* 4 tokens x 4 rows per register block; 16-wide chunks, masked tail. */
-__attribute__((target("avx512f"))) static void fwd_tile_avx512(float *y, long ldy, const float *x, long ldx,
-                                                                const float *tile, long ld, int T, int R, int n) {
-    int t0 = 0;
-    for (; t0 < T; t0 += 4) {
-        int nt = T - t0 < 4 ? T - t0 : 4;
-        for (int r0 = 0; r0 < R; r0 += 4) {
-            int nr = R - r0 < 4 ? R - r0 : 4;
-            __m512 acc[4][4];
-#pragma GCC unroll 4
-            for (int a = 0; a < 4; a++)
-#pragma GCC unroll 4
-                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
-            const float *xs[4], *ws[4];
-#pragma GCC unroll 4
-            for (int a = 0; a < 4; a++) xs[a] = x + (t0 + (a < nt ? a : 0)) * ldx;
-#pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) ws[b] = tile + (r0 + (b < nr ? b : 0)) * ld;
-            for (int i = 0; i < n; i += 16) {
-                __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-                __m512 xv[4], wv[4];
-#pragma GCC unroll 4
-                for (int a = 0; a < 4; a++) xv[a] = _mm512_maskz_loadu_ps(k, xs[a] + i);
-#pragma GCC unroll 4
-                for (int b = 0; b < 4; b++) wv[b] = _mm512_maskz_loadu_ps(k, ws[b] + i);
-#pragma GCC unroll 4
-                for (int a = 0; a < 4; a++)
-#pragma GCC unroll 4
-                    for (int b = 0; b < 4; b++) acc[a][b] = _mm512_fmadd_ps(xv[a], wv[b], acc[a][b]);
-            }
-            for (int a = 0; a < nt; a++)
-                for (int b = 0; b < nr; b++) y[(t0 + a) * ldy + r0 + b] = _mm512_reduce_add_ps(acc[a][b]);
-        }
-    }
-}
-
-void matmul_fwd_tile(float *y, long ldy, const float *x, long ldx, const float *tile, long ld, int T, int R, int n,
-                     cpu_level_t level) {
-    if (level >= CPU_LEVEL_AVX512) fwd_tile_avx512(y, ldy, x, ldx, tile, ld, T, R, n);
-    else fwd_tile_scalar(y, ldy, x, ldx, tile, ld, T, R, n);
-}
+enum { FWD_KC = 256 }; /* summed columns per pass over the token blocks (a 32 KiB panel block) */
 
 typedef struct {
     float *y;
@@ -213,46 +219,53 @@ typedef struct {
     int failed;
 } fwd_job_t;
 
-enum { FWD_ROWS = 16, FWD_TOKENS = 64 };
-
 static void fwd_rows(void *arg, int ith, int nth) {
     fwd_job_t *j = arg;
     const mm_weight_t *w = j->w;
-    long nb = (w->n_out + FWD_ROWS - 1) / FWD_ROWS, b0, b1;
+    long nb = (w->n_out + TL_GEMM_NR - 1) / TL_GEMM_NR, b0, b1;
     threadpool_split(nb, ith, nth, &b0, &b1);
     if (b0 >= b1) return;
     long N = w->n_in, O = w->n_out;
-    float *tile = NULL;
-    if (w->type != GGML_TYPE_F32 && !(tile = malloc(sizeof(float) * (size_t)(FWD_ROWS * N)))) {
+    /* rows: dequantized rows of the panel; packed: the panel transposed, N x TL_GEMM_NR */
+    float *rows = w->type == GGML_TYPE_F32 ? NULL : malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
+    float *packed = malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
+    if ((w->type != GGML_TYPE_F32 && !rows) || !packed) {
         j->failed = 1;
+        free(rows), free(packed);
         return;
     }
     for (long b = b0; b < b1; b++) {
-        long o0 = b * FWD_ROWS;
-        int R = O - o0 < FWD_ROWS ? (int)(O - o0) : FWD_ROWS;
-        const float *tp = (const float *)w->data + o0 * N;
-        if (tile) {
+        long o0 = b * TL_GEMM_NR;
+        int R = O - o0 < TL_GEMM_NR ? (int)(O - o0) : TL_GEMM_NR;
+        const float *src = (const float *)w->data + o0 * N;
+        if (rows) {
             for (int r = 0; r < R; r++)
-                if (dequantize_row(w->type, (const char *)w->data + (size_t)(o0 + r) * w->row_bytes, tile + r * N, N,
+                if (dequantize_row(w->type, (const char *)w->data + (size_t)(o0 + r) * w->row_bytes, rows + r * N, N,
                                    NULL)) {
                     j->failed = 1;
-                    free(tile);
+                    free(rows), free(packed);
                     return;
                 }
-            tp = tile;
+            src = rows;
         }
-        for (int t0 = 0; t0 < j->n_tokens; t0 += FWD_TOKENS) {
-            int T = j->n_tokens - t0 < FWD_TOKENS ? j->n_tokens - t0 : FWD_TOKENS;
-            matmul_fwd_tile(j->y + t0 * O + o0, O, j->x + t0 * N, N, tp, N, T, R, (int)N, j->level);
+        for (long i = 0; i < N; i++) {
+            float *p = packed + i * TL_GEMM_NR;
+            for (int r = 0; r < R; r++) p[r] = src[r * N + i];
+        }
+        for (long k0 = 0; k0 < N; k0 += FWD_KC) {
+            int kc = N - k0 < FWD_KC ? (int)(N - k0) : FWD_KC;
+            tl_gemm_panel(j->n_tokens, kc, j->x + k0, N, packed + k0 * TL_GEMM_NR, TL_GEMM_NR, R, j->y + o0, O,
+                          k0 > 0, j->level);
         }
     }
-    free(tile);
+    free(rows), free(packed);
 }
 
 int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                            tl_err_t *err) {
     if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
         return tl_fail(err, "matmul: unsupported weight type %u", w->type);
+    if (n_tokens <= 0) return 0;
     fwd_job_t j = {.y = y, .x = x, .w = w, .n_tokens = n_tokens, .level = env->level};
     if (env->pool) threadpool_run(env->pool, fwd_rows, &j);
     else fwd_rows(&j, 0, 1);

@@ -1,5 +1,5 @@
 /* Training kernels: each backward against central finite differences of its
- * forward computed in double precision, SIMD tile kernels against their scalar
+ * forward computed in double precision, SIMD panel kernels bit-identical to their scalar
  * twins, and the AdamW / schedule formulas against hand-derived values. */
 #include <math.h>
 #include <stdlib.h>
@@ -186,26 +186,67 @@ TEST(sgemm_all_transpositions_match_naive) {
         }
 }
 
-TEST(tile_kernels_simd_match_scalar) {
-    enum { R = 16, NC = 77, TT = 6 };
-    static float tile[R * NC], dy[R], x[TT * NC], d0[NC], d1[NC], d2[NC], y0[TT * R], y1[TT * R];
-    for (int i = 0; i < R * NC; i++) tile[i] = frand();
-    for (int i = 0; i < R; i++) dy[i] = frand();
-    for (int i = 0; i < TT * NC; i++) x[i] = frand();
-    for (int n = 1; n <= NC; n += 19) {
-        for (int i = 0; i < NC; i++) d0[i] = d1[i] = d2[i] = (float)i;
-        matmul_bwd_tile(d0, dy, tile, NC, R, n, CPU_LEVEL_SCALAR);
-        cpu_level_t have = cpu_detect_level();
-        matmul_bwd_tile(d1, dy, tile, NC, R, n, have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2);
-        matmul_bwd_tile(d2, dy, tile, NC, R, n, have);
-        for (int i = 0; i < NC; i++) {
-            CHECK_NEAR(d1[i], d0[i], 1e-4);
-            CHECK_NEAR(d2[i], d0[i], 1e-4);
+/* The panel kernel: every SIMD level bit-identical to the scalar FMA chain,
+ * over token tails (1..19 = 2 blocks of 8 + 3), partial panels (nr 1..32),
+ * strided operands and both the overwrite and accumulate forms. */
+TEST(gemm_panel_simd_bit_identical_to_scalar) {
+    enum { TMAX = 19, KMAX = 70, LDA = 73, LDB = 37, LDC = 41 };
+    static float A[TMAX * LDA], B[KMAX * LDB], c0[TMAX * LDC], c1[TMAX * LDC], c2[TMAX * LDC];
+    for (int i = 0; i < TMAX * LDA; i++) A[i] = frand();
+    for (int i = 0; i < KMAX * LDB; i++) B[i] = frand();
+    cpu_level_t have = cpu_detect_level();
+    int bad = 0;
+    for (int nt = 1; nt <= TMAX; nt += 3)
+        for (int K = 1; K <= KMAX; K += 23)
+            for (int nr = 1; nr <= TL_GEMM_NR; nr += (nr < 17 ? 5 : 3))
+                for (int acc = 0; acc < 2; acc++) {
+                    for (int i = 0; i < TMAX * LDC; i++) c0[i] = c1[i] = c2[i] = 0.25f * (float)(i % 13) - 1.0f;
+                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c0, LDC, acc, CPU_LEVEL_SCALAR);
+                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c1, LDC, acc, have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2);
+                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c2, LDC, acc, have);
+                    bad += memcmp(c0, c1, sizeof c0) != 0 || memcmp(c0, c2, sizeof c0) != 0;
+                    /* (whole buffers compared: nothing written outside the block); the block right */
+                    for (int t = 0; t < nt; t++)
+                        for (int j = 0; j < nr; j++) {
+                            double s = acc ? 0.25 * ((t * LDC + j) % 13) - 1.0 : 0.0;
+                            for (int k = 0; k < K; k++) s += (double)A[t * LDA + k] * B[k * LDB + j];
+                            bad += fabs(c0[t * LDC + j] - s) > 1e-4;
+                        }
+                }
+    CHECK(bad == 0);
+}
+
+/* Forward and backward products do not depend on the thread count (the sum
+ * order of each element is fixed), on a shape with partial panels. */
+TEST(train_products_identical_for_any_thread_count) {
+    enum { NIN = 96, NOUT = 75, NT = 13 };
+    static float wf[NOUT * NIN], x[NT * NIN], dy[NT * NOUT], y[3][NT * NOUT], dx[3][NT * NIN];
+    for (int i = 0; i < NOUT * NIN; i++) wf[i] = frand();
+    for (int i = 0; i < NT * NIN; i++) x[i] = frand();
+    for (int i = 0; i < NT * NOUT; i++) dy[i] = frand();
+    size_t rb = 0;
+    tl_err_t err;
+    CHECK(ggml_row_bytes(GGML_TYPE_Q8_0, NIN, &rb, &err) == 0);
+    unsigned char *q = malloc(rb * NOUT);
+    CHECK(q != NULL);
+    if (!q) return;
+    for (int r = 0; r < NOUT; r++) CHECK(quantize_row(GGML_TYPE_Q8_0, wf + r * NIN, q + r * rb, NIN, NULL, &err) == 0);
+    for (int ty = 0; ty < 2; ty++) {
+        mm_weight_t w = ty ? (mm_weight_t){.type = GGML_TYPE_Q8_0, .n_in = NIN, .n_out = NOUT, .data = q, .row_bytes = rb}
+                           : (mm_weight_t){.type = GGML_TYPE_F32, .n_in = NIN, .n_out = NOUT, .data = wf,
+                                           .row_bytes = sizeof(float) * NIN};
+        for (int nth = 1; nth <= 3; nth++) {
+            threadpool_t *pool = NULL;
+            CHECK(threadpool_new(&pool, nth, &err) == 0);
+            mm_env_t env = {.pool = pool, .level = cpu_detect_level()};
+            CHECK(matmul_forward_dequant(y[nth - 1], x, &w, NT, &env, &err) == 0);
+            CHECK(matmul_backward_input(dx[nth - 1], dy, &w, NT, &env, 0, &err) == 0);
+            threadpool_free(pool);
         }
-        matmul_fwd_tile(y0, R, x, NC, tile, NC, TT, R, n, CPU_LEVEL_SCALAR);
-        matmul_fwd_tile(y1, R, x, NC, tile, NC, TT, R, n, cpu_detect_level());
-        for (int i = 0; i < TT * R; i++) CHECK_NEAR(y1[i], y0[i], 1e-4);
+        CHECK(memcmp(y[0], y[1], sizeof y[0]) == 0 && memcmp(y[0], y[2], sizeof y[0]) == 0);
+        CHECK(memcmp(dx[0], dx[1], sizeof dx[0]) == 0 && memcmp(dx[0], dx[2], sizeof dx[0]) == 0);
     }
+    free(q);
 }
 
 TEST(backward_input_over_q8_0_equals_dequantized_product) {
@@ -318,7 +359,8 @@ int main(void) {
     RUN(causal_attention_backward_matches_finite_differences);
     RUN(cross_entropy_gradient_is_softmax_minus_onehot);
     RUN(sgemm_all_transpositions_match_naive);
-    RUN(tile_kernels_simd_match_scalar);
+    RUN(gemm_panel_simd_bit_identical_to_scalar);
+    RUN(train_products_identical_for_any_thread_count);
     RUN(backward_input_over_q8_0_equals_dequantized_product);
     RUN(backward_input_over_every_quantized_type_equals_dequantized_product);
     RUN(adamw_first_step_and_schedule);
