@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "quant/matmul_ext.h"
+#include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
@@ -37,11 +38,15 @@ int matmul_weight_init(mm_weight_t *w, const char *name, uint32_t type, int64_t 
     return 0;
 }
 
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
-    /* the larger of the two activation encodings, rounded up to whole blocks */
+    /* the larger of the two activation encodings, rounded up to whole blocks,
+     * then the tiled kernels' panel (matmul_gemm.h) */
     int64_t nb = (n_in + MM_QK - 1) / MM_QK, nbk = (n_in + MM_QK_K - 1) / MM_QK_K;
     size_t row = (size_t)nb * sizeof(mm_block_q8_1_t), row_k = (size_t)nbk * sizeof(mm_block_q8_k_t);
-    return (row > row_k ? row : row_k) * (size_t)(n_tokens > 0 ? n_tokens : 1) + 64;
+    int n = n_tokens > 0 ? n_tokens : 1;
+    return round64((row > row_k ? row : row_k) * (size_t)n) + mm_gemm_panel_bytes(n_in, n) + 64;
 }
 
 /* ---- quantizers ---- */
@@ -144,13 +149,11 @@ typedef struct {
     int n_tokens;
     void *act;        /* quantized activations, or NULL for F32 weights */
     size_t act_row;   /* bytes per quantized activation row */
+    void *panel;      /* packed activations for the tiled kernels, or NULL */
     cpu_level_t level;
 } mm_job_t;
 
-static void quantize_job(void *ctx, int ith, int nth) {
-    mm_job_t *j = ctx;
-    long t0, t1;
-    threadpool_split(j->n_tokens, ith, nth, &t0, &t1);
+static void quantize_rows(const mm_job_t *j, long t0, long t1) {
     for (long t = t0; t < t1; t++) {
         const float *x = j->x + t * j->w->n_in;
         void *y = (char *)j->act + t * j->act_row;
@@ -158,6 +161,33 @@ static void quantize_job(void *ctx, int ith, int nth) {
         else if (mm_k_supports(j->w->type)) matmul_quantize_q8_k(x, y, j->w->n_in);
         else matmul_quantize_q8_0(x, y, j->w->n_in);
     }
+}
+
+static void quantize_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    long t0, t1;
+    threadpool_split(j->n_tokens, ith, nth, &t0, &t1);
+    quantize_rows(j, t0, t1);
+}
+
+/* Quantize and pack whole panel tiles, so one dispatch prepares the tiled kernels' input. */
+static void quantize_pack_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    long n_tiles = (j->n_tokens + MM_GEMM_TS - 1) / MM_GEMM_TS, k0, k1;
+    threadpool_split(n_tiles, ith, nth, &k0, &k1);
+    long t1 = k1 * MM_GEMM_TS < j->n_tokens ? k1 * MM_GEMM_TS : j->n_tokens;
+    quantize_rows(j, k0 * MM_GEMM_TS, t1);
+    mm_gemm_pack(j->w->type, j->w->n_in, j->act, j->act_row, j->n_tokens, k0, k1, j->panel);
+}
+
+/* Rows in whole tiles of four per thread, every token. */
+static void gemm_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    long r0, r1;
+    threadpool_split((j->w->n_out + 3) / 4, ith, nth, &r0, &r1);
+    r0 *= 4;
+    r1 = r1 * 4 < j->w->n_out ? r1 * 4 : j->w->n_out;
+    if (r0 < r1) mm_gemm_rows(j->w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->out);
 }
 
 static void matmul_job(void *ctx, int ith, int nth) {
@@ -200,16 +230,26 @@ static void matmul_job(void *ctx, int ith, int nth) {
 
 int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                    tl_err_t *err) {
-    mm_job_t j = {.out = out, .x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .level = env->level};
+    mm_job_t j = {.out = out, .x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .panel = NULL,
+                  .level = env->level};
     if (n_tokens <= 0) return 0;
     if (w->type != GGML_TYPE_F32) {
         j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
-        if (j.act_row * (size_t)n_tokens > env->scratch_bytes)
+        bool gemm = mm_gemm_supports(w->type, w->n_in, n_tokens, env->level);
+        size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
+        size_t need = gemm ? act_bytes + mm_gemm_panel_bytes(w->n_in, n_tokens) : j.act_row * (size_t)n_tokens;
+        if (need > env->scratch_bytes)
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
                            n_tokens, (long long)w->n_in);
         j.act = env->scratch;
+        if (gemm) {
+            j.panel = (char *)env->scratch + act_bytes;
+            threadpool_run(env->pool, quantize_pack_job, &j);
+            threadpool_run(env->pool, gemm_job, &j);
+            return 0;
+        }
         if (n_tokens == 1) quantize_job(&j, 0, 1);
         else threadpool_run(env->pool, quantize_job, &j);
     }

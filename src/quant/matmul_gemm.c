@@ -1,0 +1,307 @@
+/* Tiled AVX-512 VNNI matrix-matrix kernels for Q4_1, Q8_0, Q4_0, Q5_0 and
+ * IQ4_NL weights (see matmul_gemm.h for the panel and the exactness argument). */
+#include "quant/matmul_gemm.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant/matmul_ext.h"
+#include "quant/matmul_kernels.h"
+#include "quant/types.h"
+
+#define G512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define G_INLINE static inline __attribute__((always_inline))
+
+#define TS MM_GEMM_TS
+
+G512 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* One pair of 32-element blocks of one panel tile. */
+typedef struct {
+    int8_t qs[TS][64];     /* the two blocks' int8 values, per token slot */
+    float da[TS][16];      /* activation scales: lanes 0-7 block 0, lanes 8-15 block 1 */
+    int32_t corr[TS][16];  /* -K * (sum of the lane's four int8 values) */
+    float s[2][TS];        /* Q8_1 only: the two blocks' d * sum(q), per slot */
+} gemm_pair_t;
+
+/* K: the offset that makes the weight values unsigned bytes (0: already unsigned). */
+static int weight_offset(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_Q4_1: return 0;
+    case GGML_TYPE_Q4_0: return 8;
+    case GGML_TYPE_Q5_0: return 16;
+    default: return 128; /* Q8_0, IQ4_NL */
+    }
+}
+
+bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level) {
+    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0 ||
+             type == GGML_TYPE_IQ4_NL;
+    return t && level == CPU_LEVEL_AVX512 && n_tokens > 1 && n_in >= 2 * MM_QK;
+}
+
+size_t mm_gemm_panel_bytes(int64_t n_in, int n_tokens) {
+    int64_t np = n_in / MM_QK / 2;
+    if (np < 1 || n_tokens < 1) return 0;
+    return (size_t)((n_tokens + TS - 1) / TS) * (size_t)np * sizeof(gemm_pair_t);
+}
+
+/* ---- packing ---- */
+
+G512 static inline __m512i join256(const void *lo, const void *hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)lo)),
+                              _mm256_loadu_si256((const __m256i *)hi), 1);
+}
+
+G512 static inline __m512 blend_scales(float lo, float hi) {
+    return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+}
+
+G512 static void pack_tile(uint32_t type, int64_t np, const char *act, size_t act_row, int n_tokens, long k,
+                           gemm_pair_t *dst) {
+    const int K = weight_offset(type);
+    const __m512i ones = _mm512_set1_epi8(1), negk = _mm512_set1_epi32(-K);
+    memset(dst, 0, (size_t)np * sizeof *dst);
+    for (int slot = 0; slot < TS; slot++) {
+        long t = k * TS + slot;
+        if (t >= n_tokens) break;
+        const char *row = act + (size_t)t * act_row;
+        for (int64_t p = 0; p < np; p++) {
+            gemm_pair_t *P = &dst[p];
+            __m512i q;
+            if (type == GGML_TYPE_Q4_1) {
+                const mm_block_q8_1_t *a = (const mm_block_q8_1_t *)row + 2 * p;
+                q = join256(a[0].qs, a[1].qs);
+                _mm512_store_ps(P->da[slot], blend_scales(h2f(a[0].d), h2f(a[1].d)));
+                P->s[0][slot] = h2f(a[0].s);
+                P->s[1][slot] = h2f(a[1].s);
+            } else {
+                const mm_block_q8_0_t *a = (const mm_block_q8_0_t *)row + 2 * p;
+                q = join256(a[0].qs, a[1].qs);
+                _mm512_store_ps(P->da[slot], blend_scales(h2f(a[0].d), h2f(a[1].d)));
+            }
+            _mm512_store_si512((__m512i *)P->qs[slot], q);
+            if (K) {
+                __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
+                _mm512_store_si512((__m512i *)P->corr[slot], _mm512_mullo_epi32(sums, negk));
+            }
+        }
+    }
+}
+
+void mm_gemm_pack(uint32_t type, int64_t n_in, const void *act, size_t act_row, int n_tokens, long k0, long k1,
+                  void *panel) {
+    int64_t np = n_in / MM_QK / 2;
+    for (long k = k0; k < k1; k++)
+        pack_tile(type, np, act, act_row, n_tokens, k, (gemm_pair_t *)panel + (size_t)k * (size_t)np);
+}
+
+/* ---- weight block pairs as unsigned bytes w + K ---- */
+
+/* Two blocks' 16 nibble bytes each -> 64 bytes 0..15 in element order
+ * (block 0 low nibbles, block 0 high nibbles, block 1 low, block 1 high). */
+G512 G_INLINE __m512i nibble_pair(const uint8_t *q0, const uint8_t *q1) {
+    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
+                                        _mm_loadu_si128((const __m128i *)q1), 1);
+    __m512i v = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(y));
+    v = _mm512_mask_srli_epi16(v, (__mmask32)0xff00ff00u, v, 4);
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+/* Block pair starting at block b of the weight row w: unsigned values, the
+ * fp32 scales as in the single-row kernel, and (Q4_1) the two mins. */
+G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b, __m512i *wq, __m512 *dw, float *m0,
+                               float *m1) {
+    if (type == GGML_TYPE_Q8_0) {
+        const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
+        *wq = _mm512_xor_si512(join256(x[0].qs, x[1].qs), _mm512_set1_epi8((char)0x80));
+        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+    } else if (type == GGML_TYPE_Q4_1) {
+        const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
+        *wq = nibble_pair(x[0].qs, x[1].qs);
+        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *m0 = h2f(x[0].m);
+        *m1 = h2f(x[1].m);
+    } else if (type == GGML_TYPE_Q4_0) {
+        const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
+        *wq = nibble_pair(x[0].qs, x[1].qs);
+        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+    } else if (type == GGML_TYPE_Q5_0) {
+        const mm_block_q5_0_t *x = (const mm_block_q5_0_t *)w + b;
+        uint32_t h0, h1;
+        memcpy(&h0, x[0].qh, 4);
+        memcpy(&h1, x[1].qh, 4);
+        __mmask64 hb = (__mmask64)h0 | (__mmask64)h1 << 32;
+        *wq = _mm512_or_si512(nibble_pair(x[0].qs, x[1].qs), _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10)));
+        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+    } else { /* IQ4_NL: the levels + 128 */
+        const mm_block_iq4_nl_t *x = (const mm_block_iq4_nl_t *)w + b;
+        __m128i lv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)mm_iq4_nl_levels), _mm_set1_epi8((char)0x80));
+        *wq = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), nibble_pair(x[0].qs, x[1].qs));
+        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+    }
+}
+
+/* The single-row AVX2 kernel on the last block of an odd block count, as the AVX-512 kernels do it. */
+static float tail_block(uint32_t type, const uint8_t *w, int64_t b, const char *a) {
+    switch (type) {
+    case GGML_TYPE_Q4_1:
+        return matmul_dot_q4_1_q8_1(MM_QK, (const mm_block_q4_1_t *)w + b, (const mm_block_q8_1_t *)a + b, CPU_LEVEL_AVX2);
+    case GGML_TYPE_Q8_0:
+        return matmul_dot_q8_0_q8_0(MM_QK, (const mm_block_q8_0_t *)w + b, (const mm_block_q8_0_t *)a + b, CPU_LEVEL_AVX2);
+    default: {
+        size_t bb = mm_ext_row_bytes(type, MM_QK);
+        return mm_ext_dot(type, MM_QK, w + (size_t)b * bb, (const mm_block_q8_0_t *)a + b, CPU_LEVEL_AVX2);
+    }
+    }
+}
+
+/* ---- the R x T tile ---- */
+
+typedef struct {
+    const uint8_t *w;      /* first row of the tile */
+    size_t row_bytes;
+    const gemm_pair_t *pp; /* the token tile's pairs */
+    int64_t np, nb;
+    int slot0;             /* first slot of the tile in the panel tile */
+    long r;                /* first row */
+    long t0;               /* token of slot0 */
+    int n_tokens;
+    const char *act;
+    size_t act_row;
+    float *out;
+    int64_t n_out;
+} gemm_tile_t;
+
+/* R rows (1..4) by T token slots (4 or 8). The fp32 steps per (row, token) are
+ * those of mm_dot_*_avx512: per block pair fmadd(dw * da, cvt(p), acc), then
+ * _mm512_reduce_add_ps, the AVX2 tail block, and for Q4_1 the min terms summed
+ * in block order. */
+G512 G_INLINE void gemm_tile(const uint32_t type, const int R, const int T, const gemm_tile_t *g) {
+    const int K = weight_offset(type);
+    __m512 acc[4][8];
+    __m128 summ[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+        summ[i][0] = summ[i][1] = _mm_setzero_ps();
+    }
+    for (int64_t p = 0; p < g->np; p++) {
+        __m512i wq[4];
+        __m512 dw[4];
+        float m0[4] = {0}, m1[4] = {0};
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) expand_pair(type, g->w + (size_t)i * g->row_bytes, 2 * p, &wq[i], &dw[i], &m0[i], &m1[i]);
+        const gemm_pair_t *P = &g->pp[p];
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) {
+            __m512i a = _mm512_load_si512((const __m512i *)P->qs[g->slot0 + j]);
+            __m512 da = _mm512_load_ps(P->da[g->slot0 + j]);
+            __m512i c = K ? _mm512_load_si512((const __m512i *)P->corr[g->slot0 + j]) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m512i pr = _mm512_dpbusd_epi32(c, wq[i], a);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw[i], da), _mm512_cvtepi32_ps(pr), acc[i][j]);
+            }
+        }
+        if (type == GGML_TYPE_Q4_1) {
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+                for (int h = 0; h < T / 4; h++) {
+                    __m128 s0 = _mm_loadu_ps(P->s[0] + g->slot0 + 4 * h), s1 = _mm_loadu_ps(P->s[1] + g->slot0 + 4 * h);
+                    summ[i][h] = _mm_add_ps(summ[i][h], _mm_mul_ps(_mm_set1_ps(m0[i]), s0));
+                    summ[i][h] = _mm_add_ps(summ[i][h], _mm_mul_ps(_mm_set1_ps(m1[i]), s1));
+                }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        float sm[8];
+        _mm_storeu_ps(sm, summ[i][0]);
+        _mm_storeu_ps(sm + 4, summ[i][1]);
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) {
+            long t = g->t0 + j;
+            if (t >= g->n_tokens) break;
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            if (g->nb & 1)
+                s += tail_block(type, g->w + (size_t)i * g->row_bytes, g->nb - 1, g->act + (size_t)t * g->act_row);
+            if (type == GGML_TYPE_Q4_1) s += sm[j];
+            g->out[(size_t)t * (size_t)g->n_out + (size_t)(g->r + i)] = s;
+        }
+    }
+}
+
+G512 G_INLINE void gemm_tile_r(const uint32_t type, int R, const int T, const gemm_tile_t *g) {
+    switch (R) {
+    case 1: gemm_tile(type, 1, T, g); break;
+    case 2: gemm_tile(type, 2, T, g); break;
+    case 3: gemm_tile(type, 3, T, g); break;
+    default: gemm_tile(type, 4, T, g); break;
+    }
+}
+
+/* Rows [r0, r1) in tiles of RMAX rows, token tiles in chunks whose panel fits in L1. */
+G512 G_INLINE void gemm_rows_of(const uint32_t type, const int RMAX, const int T, const mm_weight_t *w,
+                                const gemm_pair_t *panel, const char *act, size_t act_row, int n_tokens, long r0,
+                                long r1, float *out) {
+    gemm_tile_t g = {.row_bytes = w->row_bytes, .np = w->n_in / MM_QK / 2, .nb = w->n_in / MM_QK,
+                     .n_tokens = n_tokens, .act = act, .act_row = act_row, .out = out, .n_out = w->n_out};
+    long n_tiles = (n_tokens + TS - 1) / TS;
+    long chunk = (long)(32768 / ((size_t)g.np * sizeof(gemm_pair_t)));
+    if (chunk < 1) chunk = 1;
+    for (long k0 = 0; k0 < n_tiles; k0 += chunk) {
+        long k1 = k0 + chunk < n_tiles ? k0 + chunk : n_tiles;
+        for (long r = r0; r < r1; r += RMAX) {
+            int R = r1 - r < RMAX ? (int)(r1 - r) : RMAX;
+            g.r = r;
+            g.w = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+            for (long k = k0; k < k1; k++) {
+                g.pp = panel + (size_t)k * (size_t)g.np;
+                for (int s = 0; s < TS; s += T) {
+                    g.slot0 = s;
+                    g.t0 = k * TS + s;
+                    if (g.t0 >= n_tokens) break;
+                    gemm_tile_r(type, R, T, &g);
+                }
+            }
+        }
+    }
+}
+
+G512 static void rows_q8_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
+                           float *out) {
+    gemm_rows_of(GGML_TYPE_Q8_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
+}
+G512 static void rows_q4_1(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
+                           float *out) {
+    gemm_rows_of(GGML_TYPE_Q4_1, 4, 4, w, pn, a, ar, n, r0, r1, out);
+}
+G512 static void rows_q4_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
+                           float *out) {
+    gemm_rows_of(GGML_TYPE_Q4_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
+}
+G512 static void rows_q5_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
+                           float *out) {
+    gemm_rows_of(GGML_TYPE_Q5_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
+}
+G512 static void rows_iq4_nl(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0,
+                             long r1, float *out) {
+    gemm_rows_of(GGML_TYPE_IQ4_NL, 4, 4, w, pn, a, ar, n, r0, r1, out);
+}
+
+void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
+                  long r1, float *out) {
+    const gemm_pair_t *pn = panel;
+    const char *a = act;
+    switch (w->type) {
+    case GGML_TYPE_Q8_0: rows_q8_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
+    case GGML_TYPE_Q4_1: rows_q4_1(w, pn, a, act_row, n_tokens, r0, r1, out); break;
+    case GGML_TYPE_Q4_0: rows_q4_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
+    case GGML_TYPE_Q5_0: rows_q5_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
+    case GGML_TYPE_IQ4_NL: rows_iq4_nl(w, pn, a, act_row, n_tokens, r0, r1, out); break;
+    default: break;
+    }
+}

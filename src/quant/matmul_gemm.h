@@ -1,0 +1,43 @@
+/* Tiled matrix-matrix kernels for batched passes (n_tokens > 1).
+ *
+ * The activations of one call are quantized once (matmul.c) and then packed
+ * into a "panel": tiles of MM_GEMM_TS token slots, and for every pair of
+ * 32-element blocks the slots' 64 int8 values, their fp32 scales spread over
+ * the 16 lanes, an integer correction per lane and (Q8_1) the block sums. A
+ * kernel then multiplies R weight rows by T token slots at a time, unpacking
+ * each weight block pair once for all T tokens and loading each token's block
+ * pair once for all R rows.
+ *
+ * Weights are widened to unsigned bytes w + K (K = 0 for Q4_1 nibbles, 8 for
+ * Q4_0, 16 for Q5_0, 128 for IQ4_NL levels and Q8_0) and multiplied with
+ * vpdpbusd; the packed correction -K * (sum of the lane's four activations)
+ * makes every 32-bit lane hold exactly the integer the single-row kernel
+ * computes for it. The fp32 operations per (row, token) are then those of the
+ * single-row AVX-512 kernel, in the same order, so a token's result is bit for
+ * bit the same as matmul_dot_* at CPU_LEVEL_AVX512, whatever tile, batch or
+ * thread count it is computed in (tests/unit/test_gemm.c). */
+#ifndef TL_QUANT_MATMUL_GEMM_H
+#define TL_QUANT_MATMUL_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cpu.h"
+#include "quant/matmul.h"
+
+#define MM_GEMM_TS 8 /* token slots per panel tile */
+
+/* True if the tiled kernels handle weights of this type at this level for n_tokens (> 1) tokens. */
+bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level);
+/* Bytes of the panel for n_tokens activation rows of n_in elements (0 if n_in has fewer than two blocks). */
+size_t mm_gemm_panel_bytes(int64_t n_in, int n_tokens);
+/* Packs panel tiles [k0, k1) from the quantized activation rows act (act_row bytes each, n_tokens
+ * rows: Q8_1 for Q4_1 weights, Q8_0 otherwise); slots past n_tokens are zero. */
+void mm_gemm_pack(uint32_t type, int64_t n_in, const void *act, size_t act_row, int n_tokens, long k0, long k1,
+                  void *panel);
+/* out[t * w->n_out + r] for rows [r0, r1) and every token t < n_tokens. */
+void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
+                  long r1, float *out);
+
+#endif

@@ -1,0 +1,143 @@
+/* The tiled matrix-matrix kernels (quant/matmul_gemm.h) behind matmul_forward
+ * for n_tokens > 1: every output equals the single-row dot product of the same
+ * level (matmul_dot_* / mm_ext_dot) bit for bit, for odd token counts, row
+ * counts that are not a multiple of the tile, odd block counts (the AVX2 tail
+ * block), random weight bytes (extreme values such as Q8_0 -128), and any
+ * thread count. The single-row SIMD kernels are themselves checked against
+ * their scalar twins in test_kernels.c / test_kernels_quant.c; here the SIMD
+ * result is also kept within a bound of the scalar level's matmul_forward. */
+#include <stdlib.h>
+
+#include "core/threadpool.h"
+#include "quant/matmul.h"
+#include "quant/matmul_ext.h"
+#include "quant/matmul_gemm.h"
+#include "quant/types.h"
+#include "tl_test.h"
+
+static const uint32_t kTypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_IQ4_NL};
+
+static uint32_t rng_state = 2026u;
+static uint32_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+static float rng_uniform(void) { return (float)(rng_next() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+
+/* Random bytes in every block, then sane fp16 scales (and Q4_1 mins) so sums stay finite. */
+static void fill_weight(uint32_t type, uint8_t *w, int64_t n_rows, int64_t n_in) {
+    size_t bb = ggml_type_block_bytes(type), nb = (size_t)(n_rows * (n_in / MM_QK));
+    for (size_t i = 0; i < nb * bb; i++) w[i] = (uint8_t)rng_next();
+    for (size_t b = 0; b < nb; b++) {
+        uint16_t d = fp32_to_fp16(0.001f + 0.05f * (rng_uniform() + 1.0f));
+        memcpy(w + b * bb, &d, 2);
+        if (type == GGML_TYPE_Q4_1) {
+            uint16_t m = fp32_to_fp16(0.1f * rng_uniform());
+            memcpy(w + b * bb + 2, &m, 2);
+        }
+    }
+}
+
+static float dot_ref(uint32_t type, int64_t n, const void *w, const void *a, cpu_level_t lv) {
+    if (type == GGML_TYPE_Q4_1) return matmul_dot_q4_1_q8_1(n, w, a, lv);
+    if (type == GGML_TYPE_Q8_0) return matmul_dot_q8_0_q8_0(n, w, a, lv);
+    return mm_ext_dot(type, n, w, a, lv);
+}
+
+/* One type and shape: matmul_forward at the best level vs per-row dots, for 1, 2 and 3 threads. */
+static void check_shape(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools) {
+    tl_err_t err = {0};
+    cpu_level_t best = cpu_detect_level();
+    size_t rb = (size_t)(n_in / MM_QK) * ggml_type_block_bytes(type);
+    uint8_t *wq = malloc(rb * (size_t)n_out);
+    float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+    float *out = malloc(sizeof(float) * (size_t)(n_out * n_tok)), *ref = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+    size_t arow = (size_t)(n_in / MM_QK) * (type == GGML_TYPE_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t));
+    char *act = malloc(arow * (size_t)n_tok);
+    size_t sb = matmul_scratch_bytes(n_in, n_tok);
+    void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+    fill_weight(type, wq, n_out, n_in);
+    for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = rng_uniform() * (i % 7 == 0 ? 4.0f : 1.0f);
+    for (int t = 0; t < n_tok; t++) {
+        if (type == GGML_TYPE_Q4_1) matmul_quantize_q8_1(x + t * n_in, (mm_block_q8_1_t *)(act + t * arow), n_in);
+        else matmul_quantize_q8_0(x + t * n_in, (mm_block_q8_0_t *)(act + t * arow), n_in);
+    }
+    mm_weight_t w;
+    CHECK(matmul_weight_init(&w, "blk.0.attn_q.weight", type, n_in, n_out, wq, &err) == 0);
+    int bad = 0;
+    for (int p = 0; p < 3; p++) {
+        mm_env_t env = {.pool = pools[p], .level = best, .scratch = scratch, .scratch_bytes = sb};
+        CHECK(matmul_forward(out, x, &w, n_tok, &env, &err) == 0);
+        for (int t = 0; t < n_tok; t++)
+            for (int64_t r = 0; r < n_out; r++) {
+                float want = dot_ref(type, n_in, wq + r * rb, act + t * arow, best);
+                if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
+                    printf("  %s n_in %lld n_out %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n",
+                           ggml_type_name(type), (long long)n_in, (long long)n_out, n_tok, p + 1, t, (long long)r,
+                           out[t * n_out + r], want);
+            }
+    }
+    CHECK(bad == 0);
+    /* against the scalar level: only the fp32 summation order differs */
+    mm_env_t senv = {.pool = pools[0], .level = CPU_LEVEL_SCALAR, .scratch = scratch, .scratch_bytes = sb};
+    CHECK(matmul_forward(ref, x, &w, n_tok, &senv, &err) == 0);
+    double amax = 0;
+    for (int64_t i = 0; i < n_out * n_tok; i++) amax = fabs(ref[i]) > amax ? fabs(ref[i]) : amax;
+    for (int64_t i = 0; i < n_out * n_tok; i++)
+        if (fabs((double)out[i] - ref[i]) > 1e-4 * (amax + 1.0)) {
+            CHECK_NEAR(out[i], ref[i], 1e-4 * (amax + 1.0));
+            break;
+        }
+    free(wq);
+    free(x);
+    free(out);
+    free(ref);
+    free(act);
+    free(scratch);
+}
+
+TEST(gemm_equals_single_row_kernels) {
+    static const int tokens[] = {1, 2, 3, 5, 17, 64};
+    static const int64_t n_ins[] = {64, 96, 576};
+    static const int64_t n_outs[] = {1, 6, 37};
+    threadpool_t *pools[3] = {0};
+    tl_err_t err = {0};
+    for (int p = 0; p < 3; p++) CHECK(threadpool_new(&pools[p], p + 1, &err) == 0);
+    for (size_t k = 0; k < sizeof kTypes / sizeof kTypes[0]; k++)
+        for (size_t a = 0; a < sizeof n_ins / sizeof n_ins[0]; a++)
+            for (size_t b = 0; b < sizeof n_outs / sizeof n_outs[0]; b++)
+                for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++)
+                    check_shape(kTypes[k], n_ins[a], n_outs[b], tokens[c], pools);
+    for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
+}
+
+/* The model's shapes once, at a full tile of tokens. */
+TEST(gemm_model_shapes) {
+    threadpool_t *pools[3] = {0};
+    tl_err_t err = {0};
+    for (int p = 0; p < 3; p++) CHECK(threadpool_new(&pools[p], p + 1, &err) == 0);
+    for (size_t k = 0; k < sizeof kTypes / sizeof kTypes[0]; k++) {
+        check_shape(kTypes[k], 1536, 576 + 3, 24, pools);
+        check_shape(kTypes[k], 576, 192, 9, pools);
+    }
+    for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
+}
+
+TEST(gemm_dispatch_rules) {
+    cpu_level_t best = cpu_detect_level();
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 1, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_SCALAR));
+    CHECK_EQ_INT(mm_gemm_panel_bytes(32, 8), 0);
+    CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + mm_gemm_panel_bytes(576, 64));
+}
+
+int main(void) {
+    RUN(gemm_equals_single_row_kernels);
+    RUN(gemm_model_shapes);
+    RUN(gemm_dispatch_rules);
+    return tl_test_summary("test_gemm");
+}
