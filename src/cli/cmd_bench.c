@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/cpu.h"
 #include "io/csv.h"
 #include "serve/engine.h"
@@ -381,13 +382,18 @@ int cmd_bench(int argc, char **argv) {
     int cores = cpu_n_cores(), eng_threads = serve_engine_threads(b.e);
     if (eng_threads < cores) cores = eng_threads;
     level_t L[MAX_LEVELS];
+    progress_t prog; /* on stderr, also with --json: a bar on a terminal, a line per level otherwise */
+    progress_init(&prog, stderr, "bench", "level", n_levels, PROGRESS_AUTO);
     for (int i = 0; i < n_levels; i++) {
-        if (!json) fprintf(stderr, "bench: concurrency %d for %.1f s...\n", levels[i], duration);
+        if (!prog.tty) fprintf(stderr, "bench: concurrency %d for %.1f s...\n", levels[i], duration);
         if (run_level(&b, levels[i], warmup, duration, (const char *const(*)[TASK_MAX_FIELDS])rows, n_inputs, cores, &L[i])) {
+            progress_finish(&prog);
             cli_fail(cmd, "out of memory or threads");
             goto done;
         }
+        progress_update(&prog, i + 1, "concurrency %d: %.1f QPS, p99 %.1f ms", levels[i], L[i].qps, isnan(L[i].p99) ? 0 : L[i].p99);
     }
+    progress_finish(&prog);
     /* the best level whose p99 meets the SLA sizes the fleet */
     int best = -1;
     for (int i = 0; i < n_levels; i++)

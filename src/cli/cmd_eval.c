@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "io/csv.h"
 #include "task/eval_model.h"
 #include "task/metrics.h"
@@ -37,7 +38,9 @@ static void usage(FILE *out) {
             "                          tasklm train) by folding it into fp32 copies of the\n"
             "                          adapted weights in memory; scores as the merged model\n"
             "  --json                  print one JSON object\n"
-            "  -h, --help              this help\n");
+            "  -h, --help              this help\n\n"
+            "Scoring shows progress on stderr (also with --json): a bar with ETA on a\n"
+            "terminal, a plain line every few seconds otherwise.\n");
 }
 
 static int norm_label(const task_t *t, char *s) {
@@ -123,6 +126,20 @@ static int eval_predictions(const task_t *t, const char *path, int json) {
     return rc;
 }
 
+typedef struct {
+    progress_t p;
+    double t0, last; /* plain mode: start and time of the last line */
+} row_prog_t;
+
+static void row_progress(void *ctx, size_t done, size_t total) {
+    row_prog_t *rp = ctx;
+    double now = rp->p.clock();
+    if (!rp->p.tty && done != total && now - rp->last < 2.0) return;
+    rp->last = now;
+    rp->p.total = (long)total; /* known once the data is loaded */
+    progress_update(&rp->p, (long)done, "%.1f rows/s", (double)done / (now - rp->t0 > 1e-9 ? now - rp->t0 : 1e-9));
+}
+
 static int apply_lora(model_t *m, void *ctx, tl_err_t *err) { return lora_apply_file(m, ctx, err); }
 
 int cmd_eval(int argc, char **argv) {
@@ -195,7 +212,14 @@ int cmd_eval(int argc, char **argv) {
         rc = eval_predictions(task, predictions, json);
     } else {
         eval_model_result_t res;
-        if (eval_model_run(task, &o, json ? NULL : stderr, &res, &err)) {
+        row_prog_t rp;
+        progress_init(&rp.p, stderr, "eval", "row", 0, PROGRESS_AUTO);
+        rp.t0 = rp.last = rp.p.clock();
+        o.on_row = row_progress;
+        o.row_ctx = &rp;
+        int er = eval_model_run(task, &o, json ? NULL : stderr, &res, &err);
+        progress_finish(&rp.p);
+        if (er) {
             rc = cli_fail(cmd, "%s", err.msg);
         } else {
             const char *labels[TASK_MAX_LABELS];

@@ -2,11 +2,13 @@
  * hidden state, loss increase when skipped), importance.json, and a GGUF with
  * the K least important blocks removed. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "io/atomic_file.h"
 #include "io/gguf_prune.h"
 #include "model/model.h"
@@ -32,6 +34,8 @@ static void usage(FILE *out) {
             "  --calib-rows N          use the first N usable rows (default 16)\n"
             "  --remove K              blocks to remove (0 <= K < block count)\n"
             "  --method cosine|loss    ranking used to choose the blocks (default cosine)\n"
+            "  --cosine-only           score by 1 - cos only: one pass per row instead of\n"
+            "                          n_layer + 2 (loss_increase and rank_loss are null)\n"
             "  --scores-only           score and write importance.json, write no model\n"
             "  --drop LIST             remove exactly these blocks (e.g. 3,7), no scoring,\n"
             "                          no --calib needed (a choice read off importance.json)\n"
@@ -39,7 +43,9 @@ static void usage(FILE *out) {
             "  --importance FILE.json  where to write the scores (default: importance.json\n"
             "                          next to --out, or in the current folder)\n"
             "  --threads T             worker threads (default: one per core)\n"
-            "  --json                  print the result as one JSON object\n"
+            "  --json                  print the result as one JSON object\n\n"
+            "Scoring shows progress on stderr (a bar with ETA on a terminal, plain lines\n"
+            "every few seconds otherwise).\n"
             "  -h, --help              this help\n");
 }
 
@@ -50,15 +56,17 @@ typedef struct {
 
 static char *importance_json(const model_config_t *cf, const prune_score_t *s, const int *rank_cos,
                              const int *rank_loss, double base_loss, int n_calib, const char *method,
-                             const int *removed, int k, const char *model_path, const char *out_path) {
+                             const int *removed, int k, const char *model_path, const char *out_path, int cos_only) {
     size_t cap = 4096 + (size_t)cf->n_layer * 200, len = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
 #define AP(...) len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__)
     AP("{\"model\":\"");
     for (const char *p = model_path; *p && len < 3000; p++) AP(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    AP("\",\"n_layer\":%u,\"n_calib\":%d,\"base_loss\":%.6f,\"method\":\"%s\",\"remove\":%d,\"removed\":[",
-       cf->n_layer, n_calib, base_loss, method, k);
+    AP("\",\"n_layer\":%u,\"n_calib\":%d,\"base_loss\":", cf->n_layer, n_calib);
+    if (cos_only) AP("null");
+    else AP("%.6f", base_loss);
+    AP(",\"loss_scored\":%s,\"method\":\"%s\",\"remove\":%d,\"removed\":[", cos_only ? "false" : "true", method, k);
     for (int i = 0; i < k; i++) AP("%s%d", i ? "," : "", removed[i]);
     AP("],\"out\":");
     if (out_path) {
@@ -70,13 +78,31 @@ static char *importance_json(const model_config_t *cf, const prune_score_t *s, c
         AP("null");
     }
     AP(",\"layers\":[");
-    for (uint32_t l = 0; l < cf->n_layer; l++)
-        AP("%s{\"layer\":%u,\"cosine\":%.8f,\"loss_increase\":%.6f,\"rank_cosine\":%d,\"rank_loss\":%d,\"rank\":%d}",
-           l ? "," : "", l, s[l].cosine, s[l].loss_increase, rank_cos[l], rank_loss[l],
-           strcmp(method, "loss") ? rank_cos[l] : rank_loss[l]);
+    for (uint32_t l = 0; l < cf->n_layer; l++) {
+        AP("%s{\"layer\":%u,\"cosine\":%.8f,", l ? "," : "", l, s[l].cosine);
+        if (cos_only) AP("\"loss_increase\":null,\"rank_cosine\":%d,\"rank_loss\":null,", rank_cos[l]);
+        else AP("\"loss_increase\":%.6f,\"rank_cosine\":%d,\"rank_loss\":%d,", s[l].loss_increase, rank_cos[l], rank_loss[l]);
+        AP("\"rank\":%d}", strcmp(method, "loss") ? rank_cos[l] : rank_loss[l]);
+    }
     AP("]}\n");
 #undef AP
     return buf;
+}
+
+typedef struct {
+    progress_t p;
+    double last; /* plain mode: time of the last line */
+} score_prog_t;
+
+/* Scoring progress: every pass on a terminal (the bar throttles itself), a
+ * plain line at most every 5 s otherwise, and always the last pass. */
+static void score_progress(void *ctx, long done, long total) {
+    score_prog_t *sp = ctx;
+    double now = sp->p.clock();
+    if (sp->p.tty || done == total || now - sp->last >= 5.0) {
+        progress_update(&sp->p, done, NULL);
+        sp->last = now;
+    }
 }
 
 /* --drop LIST: remove the listed blocks without scoring. */
@@ -132,7 +158,7 @@ int cmd_prune(int argc, char **argv) {
     const char *model_path = NULL, *task_name = "namematch", *task_dir = NULL, *calib = NULL, *out_path = NULL,
                *imp_path = NULL, *method = "cosine";
     long remove = -1, calib_rows = 16;
-    int threads = 0, json = 0, scores_only = 0;
+    int threads = 0, json = 0, scores_only = 0, cos_only = 0;
     const char *drop = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"task", required_argument, 0, 't'},
@@ -141,7 +167,7 @@ int cmd_prune(int argc, char **argv) {
         {"method", required_argument, 0, 'M'}, {"scores-only", no_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},    {"importance", required_argument, 0, 'i'},
         {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'}, {"drop", required_argument, 0, 'D'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"cosine-only", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int ch;
@@ -162,6 +188,7 @@ int cmd_prune(int argc, char **argv) {
             break;
         case 'M': method = optarg; break;
         case 's': scores_only = 1; break;
+        case 'C': cos_only = 1; break;
         case 'o': out_path = optarg; break;
         case 'i': imp_path = optarg; break;
         case 'j':
@@ -177,13 +204,15 @@ int cmd_prune(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model_path) return cli_usage_error(cmd, "--model is required");
     if (drop) {
-        if (scores_only || remove >= 0 || calib) return cli_usage_error(cmd, "--drop excludes --remove, --calib and --scores-only");
+        if (scores_only || remove >= 0 || calib || cos_only)
+            return cli_usage_error(cmd, "--drop excludes --remove, --calib, --cosine-only and --scores-only");
         if (!out_path) return cli_usage_error(cmd, "--out is required");
         return prune_drop_list(model_path, drop, out_path, threads, json);
     }
     if (!calib) return cli_usage_error(cmd, "--calib is required");
     if (strcmp(method, "cosine") && strcmp(method, "loss"))
         return cli_usage_error(cmd, "--method '%s': expected cosine or loss", method);
+    if (cos_only && !strcmp(method, "loss")) return cli_usage_error(cmd, "--cosine-only computes no loss scores; it excludes --method loss");
     if (scores_only) {
         if (remove > 0) return cli_usage_error(cmd, "--scores-only removes nothing; drop --remove");
         remove = 0;
@@ -282,9 +311,17 @@ int cmd_prune(int argc, char **argv) {
         gold[i] = d.rows[i].label;
     }
     prune_calib_t cal = {.prompts = pp, .prompt_lens = plen, .gold = gold, .n_prompts = n,
-                         .labels = lab_ids, .label_lens = lab_lens, .n_labels = (int)task->n_labels};
+                         .labels = lab_ids, .label_lens = lab_lens, .n_labels = (int)task->n_labels,
+                         .skip_loss = cos_only};
+    score_prog_t prog;
+    progress_init(&prog.p, stderr, "prune", "pass", (long)n * (cos_only ? 1 : L + 2), PROGRESS_AUTO);
+    prog.last = prog.p.clock();
+    cal.progress = score_progress;
+    cal.progress_ctx = &prog;
     double base = 0;
-    if (prune_score_blocks(m, &cal, sc, &base, &err)) {
+    int sr = prune_score_blocks(m, &cal, sc, &base, &err);
+    progress_finish(&prog.p);
+    if (sr) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
@@ -308,7 +345,7 @@ int cmd_prune(int argc, char **argv) {
             removed[j - 1] = t;
         }
     js = importance_json(cf, sc, rank_c, rank_l, base, n, method, removed, (int)remove, model_path,
-                         scores_only ? NULL : out_path);
+                         scores_only ? NULL : out_path, cos_only);
     if (!js) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
@@ -324,11 +361,14 @@ int cmd_prune(int argc, char **argv) {
     if (json) {
         fputs(js, stdout);
     } else {
-        printf("%d calibration rows, base loss %.4f; importance written to %s\n", n, base, imp_path);
+        if (cos_only) printf("%d calibration rows (cosine only); importance written to %s\n", n, imp_path);
+        else printf("%d calibration rows, base loss %.4f; importance written to %s\n", n, base, imp_path);
         printf("block  1-cos      loss+      rank(cos) rank(loss)\n");
-        for (int l = 0; l < L; l++)
-            printf("%5d  %.6f  %+9.4f  %9d %10d%s\n", l, sc[l].cosine, sc[l].loss_increase, rank_c[l], rank_l[l],
-                   keep[l] ? "" : "  removed");
+        for (int l = 0; l < L; l++) {
+            if (cos_only) printf("%5d  %.6f  %9s  %9d %10s", l, sc[l].cosine, "-", rank_c[l], "-");
+            else printf("%5d  %.6f  %+9.4f  %9d %10d", l, sc[l].cosine, sc[l].loss_increase, rank_c[l], rank_l[l]);
+            printf("%s\n", keep[l] ? "" : "  removed");
+        }
         if (!scores_only) printf("wrote %s: %ld of %d blocks kept\n", out_path, L - remove, L);
     }
 done:

@@ -15,7 +15,8 @@ static int max_prompt_len(const prune_calib_t *cal) {
 }
 
 /* Mean -log p(gold | prompt) over the calibration prompts. */
-static int mean_loss(const model_t *m, const prune_calib_t *cal, int n_ctx, double *out, tl_err_t *err) {
+static int mean_loss(const model_t *m, const prune_calib_t *cal, int n_ctx, long *done, long total, double *out,
+                     tl_err_t *err) {
     model_ctx_t *c;
     if (model_ctx_new(&c, m, n_ctx, err)) return -1;
     double *lp = malloc(sizeof(double) * (size_t)cal->n_labels), sum = 0;
@@ -28,6 +29,7 @@ static int mean_loss(const model_t *m, const prune_calib_t *cal, int n_ctx, doub
         model_ctx_truncate(c, 0);
         rc = score_labels(c, cal->prompts[i], cal->prompt_lens[i], cal->labels, cal->label_lens, cal->n_labels, lp, err);
         if (!rc) sum += -lp[cal->gold[i]];
+        if (!rc && cal->progress) cal->progress(cal->progress_ctx, ++*done, total);
     }
     free(lp);
     model_ctx_free(c);
@@ -62,7 +64,8 @@ int prune_score_blocks(const model_t *m, const prune_calib_t *cal, prune_score_t
     int rc = 0;
     if (!tr || !keep) rc = tl_fail(err, "prune: out of memory");
     if (!rc) rc = model_ctx_new(&c, m, n_max, err);
-    long n_tok = 0;
+    long n_tok = 0, done = 0;
+    long total = (long)cal->n_prompts * (cal->skip_loss ? 1 : L + 2);
     for (int i = 0; i < cal->n_prompts && !rc; i++) {
         int n = cal->prompt_lens[i];
         model_ctx_truncate(c, 0);
@@ -72,19 +75,26 @@ int prune_score_blocks(const model_t *m, const prune_calib_t *cal, prune_score_t
             for (int t = 0; t < n; t++) scores[l].cosine += 1.0 - cosine(h0 + (size_t)t * E, h1 + (size_t)t * E, E);
         }
         n_tok += n;
+        if (!rc && cal->progress) cal->progress(cal->progress_ctx, ++done, total);
     }
     model_ctx_free(c);
     free(tr);
     for (int l = 0; l < L && !rc; l++) scores[l].cosine /= (double)n_tok;
+    if (cal->skip_loss) {
+        for (int l = 0; l < L; l++) scores[l].loss_increase = NAN;
+        if (!rc && base_loss) *base_loss = NAN;
+        free(keep);
+        return rc;
+    }
     /* loss increase when each block is skipped */
     double base = 0;
-    if (!rc) rc = mean_loss(m, cal, n_ctx, &base, err);
+    if (!rc) rc = mean_loss(m, cal, n_ctx, &done, total, &base, err);
     for (int l = 0; l < L && !rc; l++) {
         for (int k = 0; k < L; k++) keep[k] = k != l;
         model_t *v = NULL;
         double lo = 0;
         rc = model_view_new(&v, m, keep, err);
-        if (!rc) rc = mean_loss(v, cal, n_ctx, &lo, err);
+        if (!rc) rc = mean_loss(v, cal, n_ctx, &done, total, &lo, err);
         model_view_free(v);
         scores[l].loss_increase = lo - base;
     }

@@ -16,6 +16,12 @@ typedef struct {
     const int32_t *const *labels;  /* n_labels label continuations */
     const int *label_lens;
     int n_labels;
+    int skip_loss;                 /* score by cosine only: loss_increase is left NaN */
+    /* Optional: called after each forward pass with (passes done, passes in all):
+     * n_prompts traced passes, then (n_layer + 1) * n_prompts scoring passes
+     * unless skip_loss. */
+    void (*progress)(void *ctx, long done, long total);
+    void *progress_ctx;
 } prune_calib_t;
 
 typedef struct {
@@ -23,7 +29,8 @@ typedef struct {
     double loss_increase; /* mean loss without the block - base loss */
 } prune_score_t;
 
-/* scores: n_layer entries. *base_loss: mean loss of the full model. */
+/* scores: n_layer entries. *base_loss: mean loss of the full model (NaN when
+ * cal->skip_loss). */
 int prune_score_blocks(const model_t *m, const prune_calib_t *cal, prune_score_t *scores, double *base_loss,
                        tl_err_t *err);
 

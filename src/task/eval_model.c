@@ -153,7 +153,8 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
             goto done;
         }
         double t = now_s();
-        if (progress && (t - last_report > 2.0 || i + 1 == n)) {
+        if (o->on_row) o->on_row(o->row_ctx, i + 1, n);
+        else if (progress && (t - last_report > 2.0 || i + 1 == n)) {
             fprintf(progress, "eval: %zu/%zu rows, %.1f rows/s\n", i + 1, n, (double)(i + 1) / (t - t0));
             last_report = t;
         }

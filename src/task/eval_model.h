@@ -23,6 +23,10 @@ typedef struct {
      * in a LoRA adapter); a failure ends the run with its message. */
     int (*model_hook)(model_t *m, void *ctx, tl_err_t *err);
     void *hook_ctx;
+    /* Optional: called after each scored row with (rows done, rows in all);
+     * when set, no progress lines are printed to the progress stream. */
+    void (*on_row)(void *ctx, size_t done, size_t total);
+    void *row_ctx;
 } eval_model_opts_t;
 
 typedef struct {
@@ -34,7 +38,8 @@ typedef struct {
     double rows_per_s;
 } eval_model_result_t;
 
-/* progress: where to print a progress line (NULL: quiet). */
+/* progress: where to print skipped-row notes and (without on_row) a progress
+ * line every 2 s (NULL: quiet). */
 int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progress, eval_model_result_t *res, tl_err_t *err);
 void eval_model_result_free(eval_model_result_t *res);
 
