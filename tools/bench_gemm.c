@@ -2,7 +2,8 @@
  * * n_tokens per call) per weight type and level, for the matrix shapes of the
  * default model (SmolLM2-135M: 576 x 576, 576 -> 192, 576 -> 1536, 1536 -> 576).
  *
- * usage: bench_gemm [--threads N] [--tokens N] [--types q8_0,q4_1,...] [--level scalar|avx2|avx512] [--ms MS] */
+ * usage: bench_gemm [--threads N] [--tokens N] [--types q8_0,q4_1,...] [--level scalar|avx2|avx512] [--ms MS]
+ *                   [--cpu-time 1] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,12 @@
 #include "quant/quantize.h"
 #include "quant/types.h"
 
+static int use_cpu_time;
+
+/* Wall time, or with --cpu-time the process's CPU time (steadier on a loaded machine with --threads 1). */
 static double now_s(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -28,6 +32,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types")) types = argv[i + 1];
         else if (!strcmp(argv[i], "--level")) lvl = argv[i + 1];
         else if (!strcmp(argv[i], "--ms")) ms = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cpu-time")) use_cpu_time = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemm: unknown option %s\n", argv[i]);
             return 2;

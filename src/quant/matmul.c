@@ -84,6 +84,16 @@ void matmul_quantize_q8_1(const float *x, mm_block_q8_1_t *y, int64_t n) {
     }
 }
 
+void matmul_quantize_q8_0_at(const float *x, mm_block_q8_0_t *y, int64_t n, cpu_level_t level) {
+    if (level == CPU_LEVEL_AVX512) mm_quantize_q8_0_avx512(x, y, n);
+    else matmul_quantize_q8_0(x, y, n);
+}
+
+void matmul_quantize_q8_1_at(const float *x, mm_block_q8_1_t *y, int64_t n, cpu_level_t level) {
+    if (level == CPU_LEVEL_AVX512) mm_quantize_q8_1_avx512(x, y, n);
+    else matmul_quantize_q8_1(x, y, n);
+}
+
 /* ---- scalar reference kernels ---- */
 
 static float dot_q4_1_q8_1_ref(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
@@ -157,9 +167,9 @@ static void quantize_rows(const mm_job_t *j, long t0, long t1) {
     for (long t = t0; t < t1; t++) {
         const float *x = j->x + t * j->w->n_in;
         void *y = (char *)j->act + t * j->act_row;
-        if (j->w->type == GGML_TYPE_Q4_1) matmul_quantize_q8_1(x, y, j->w->n_in);
+        if (j->w->type == GGML_TYPE_Q4_1) matmul_quantize_q8_1_at(x, y, j->w->n_in, j->level);
         else if (mm_k_supports(j->w->type)) matmul_quantize_q8_k(x, y, j->w->n_in);
-        else matmul_quantize_q8_0(x, y, j->w->n_in);
+        else matmul_quantize_q8_0_at(x, y, j->w->n_in, j->level);
     }
 }
 

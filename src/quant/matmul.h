@@ -58,6 +58,10 @@ typedef struct { uint16_t d, s; int8_t qs[MM_QK]; } mm_block_q8_1_t;
  * q = round-half-even(x * 127 / max|x|); Q8_1 also stores s = d * sum(q). */
 void matmul_quantize_q8_0(const float *x, mm_block_q8_0_t *y, int64_t n);
 void matmul_quantize_q8_1(const float *x, mm_block_q8_1_t *y, int64_t n);
+/* The same at a SIMD level: identical bytes for finite inputs (max is exact,
+ * x * id is the same fp32 product, the conversion rounds half to even). */
+void matmul_quantize_q8_0_at(const float *x, mm_block_q8_0_t *y, int64_t n, cpu_level_t level);
+void matmul_quantize_q8_1_at(const float *x, mm_block_q8_1_t *y, int64_t n, cpu_level_t level);
 
 /* Dot products of one weight row with one quantized activation row. */
 float matmul_dot_q4_1_q8_1(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a, cpu_level_t level);

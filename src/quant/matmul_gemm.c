@@ -53,8 +53,10 @@ G512 static inline __m512i join256(const void *lo, const void *hi) {
                               _mm256_loadu_si256((const __m256i *)hi), 1);
 }
 
-G512 static inline __m512 blend_scales(float lo, float hi) {
-    return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+/* Two fp16 scales -> lanes 0-7 the first, lanes 8-15 the second (exact conversions). */
+G512 static inline __m512 scales_of(uint16_t lo, uint16_t hi) {
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)lo | (uint32_t)hi << 16)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_castps128_ps512(f));
 }
 
 G512 static void pack_tile(uint32_t type, int64_t np, const char *act, size_t act_row, int n_tokens, long k,
@@ -72,13 +74,13 @@ G512 static void pack_tile(uint32_t type, int64_t np, const char *act, size_t ac
             if (type == GGML_TYPE_Q4_1) {
                 const mm_block_q8_1_t *a = (const mm_block_q8_1_t *)row + 2 * p;
                 q = join256(a[0].qs, a[1].qs);
-                _mm512_store_ps(P->da[slot], blend_scales(h2f(a[0].d), h2f(a[1].d)));
+                _mm512_store_ps(P->da[slot], scales_of(a[0].d, a[1].d));
                 P->s[0][slot] = h2f(a[0].s);
                 P->s[1][slot] = h2f(a[1].s);
             } else {
                 const mm_block_q8_0_t *a = (const mm_block_q8_0_t *)row + 2 * p;
                 q = join256(a[0].qs, a[1].qs);
-                _mm512_store_ps(P->da[slot], blend_scales(h2f(a[0].d), h2f(a[1].d)));
+                _mm512_store_ps(P->da[slot], scales_of(a[0].d, a[1].d));
             }
             _mm512_store_si512((__m512i *)P->qs[slot], q);
             if (K) {
@@ -115,17 +117,17 @@ G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b,
     if (type == GGML_TYPE_Q8_0) {
         const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
         *wq = _mm512_xor_si512(join256(x[0].qs, x[1].qs), _mm512_set1_epi8((char)0x80));
-        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *dw = scales_of(x[0].d, x[1].d);
     } else if (type == GGML_TYPE_Q4_1) {
         const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
         *wq = nibble_pair(x[0].qs, x[1].qs);
-        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *dw = scales_of(x[0].d, x[1].d);
         *m0 = h2f(x[0].m);
         *m1 = h2f(x[1].m);
     } else if (type == GGML_TYPE_Q4_0) {
         const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
         *wq = nibble_pair(x[0].qs, x[1].qs);
-        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *dw = scales_of(x[0].d, x[1].d);
     } else if (type == GGML_TYPE_Q5_0) {
         const mm_block_q5_0_t *x = (const mm_block_q5_0_t *)w + b;
         uint32_t h0, h1;
@@ -133,12 +135,12 @@ G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b,
         memcpy(&h1, x[1].qh, 4);
         __mmask64 hb = (__mmask64)h0 | (__mmask64)h1 << 32;
         *wq = _mm512_or_si512(nibble_pair(x[0].qs, x[1].qs), _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10)));
-        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *dw = scales_of(x[0].d, x[1].d);
     } else { /* IQ4_NL: the levels + 128 */
         const mm_block_iq4_nl_t *x = (const mm_block_iq4_nl_t *)w + b;
         __m128i lv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)mm_iq4_nl_levels), _mm_set1_epi8((char)0x80));
         *wq = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), nibble_pair(x[0].qs, x[1].qs));
-        *dw = blend_scales(h2f(x[0].d), h2f(x[1].d));
+        *dw = scales_of(x[0].d, x[1].d);
     }
 }
 
@@ -271,13 +273,15 @@ G512 G_INLINE void gemm_rows_of(const uint32_t type, const int RMAX, const int T
     }
 }
 
+/* Tile shapes, measured with tools/bench_gemm (one thread, CPU time): 4 rows x 4 tokens
+ * for most types; Q4_1's min terms make 2 rows x 8 tokens faster. */
 G512 static void rows_q8_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {
     gemm_rows_of(GGML_TYPE_Q8_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
 }
 G512 static void rows_q4_1(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {
-    gemm_rows_of(GGML_TYPE_Q4_1, 4, 4, w, pn, a, ar, n, r0, r1, out);
+    gemm_rows_of(GGML_TYPE_Q4_1, 2, 8, w, pn, a, ar, n, r0, r1, out);
 }
 G512 static void rows_q4_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {

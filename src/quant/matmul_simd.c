@@ -178,3 +178,36 @@ AVX512_TARGET void mm_dot4_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w,
         out[t] = s;
     }
 }
+
+/* ---- activation quantizers (bit-identical to matmul_quantize_q8_0/q8_1) ---- */
+
+/* One block: q = round-half-even(x * id) as 32 bytes; returns sum(q). */
+AVX512_TARGET static inline int quantize_block_avx512(const float *x, int8_t *qs, float *d_out) {
+    __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+    float amax = _mm512_reduce_max_ps(a);
+    float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    __m512 s = _mm512_set1_ps(id);
+    __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, s)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, s));
+    _mm_storeu_si128((__m128i *)qs, _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128((__m128i *)(qs + 16), _mm512_cvtepi32_epi8(q1));
+    *d_out = d;
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+}
+
+AVX512_TARGET void mm_quantize_q8_0_avx512(const float *x, mm_block_q8_0_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        quantize_block_avx512(x, y[b].qs, &d);
+        y[b].d = mm_fp32_to_fp16(d);
+    }
+}
+
+AVX512_TARGET void mm_quantize_q8_1_avx512(const float *x, mm_block_q8_1_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        int sum = quantize_block_avx512(x, y[b].qs, &d);
+        y[b].d = mm_fp32_to_fp16(d);
+        y[b].s = mm_fp32_to_fp16(d * (float)sum);
+    }
+}

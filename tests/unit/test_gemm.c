@@ -125,6 +125,33 @@ TEST(gemm_model_shapes) {
     for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
 }
 
+/* The SIMD activation quantizers write the scalar ones' bytes: random blocks,
+ * zero blocks, exact halves (round half to even), tiny and huge magnitudes. */
+TEST(quantizers_simd_bytes_equal_scalar) {
+    enum { N = 32 * 40 };
+    static float x[N];
+    static mm_block_q8_0_t a0[N / 32], b0[N / 32];
+    static mm_block_q8_1_t a1[N / 32], b1[N / 32];
+    for (int rep = 0; rep < 20; rep++) {
+        for (int i = 0; i < N; i++) {
+            int blk = i / 32;
+            float scale = blk % 5 == 0 ? 1e-6f : blk % 5 == 1 ? 3e4f : 1.0f;
+            x[i] = rng_uniform() * scale;
+            if (blk % 7 == 3) x[i] = 0.0f;
+            if (blk % 7 == 4) x[i] = (float)((int)(rng_next() % 255) - 127) * 0.5f; /* halves after scaling by 1 */
+        }
+        x[128] = 127.0f; /* block 4: amax 127, id = 1, so its .5 values tie */
+        for (int lv = 1; lv < (int)cpu_detect_level() + 1; lv++) {
+            matmul_quantize_q8_0(x, a0, N);
+            matmul_quantize_q8_0_at(x, b0, N, (cpu_level_t)lv);
+            matmul_quantize_q8_1(x, a1, N);
+            matmul_quantize_q8_1_at(x, b1, N, (cpu_level_t)lv);
+            CHECK(memcmp(a0, b0, sizeof a0) == 0);
+            CHECK(memcmp(a1, b1, sizeof a1) == 0);
+        }
+    }
+}
+
 TEST(gemm_dispatch_rules) {
     cpu_level_t best = cpu_detect_level();
     CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 1, best));
@@ -138,6 +165,7 @@ TEST(gemm_dispatch_rules) {
 int main(void) {
     RUN(gemm_equals_single_row_kernels);
     RUN(gemm_model_shapes);
+    RUN(quantizers_simd_bytes_equal_scalar);
     RUN(gemm_dispatch_rules);
     return tl_test_summary("test_gemm");
 }
