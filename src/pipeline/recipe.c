@@ -20,13 +20,14 @@ static const kind_spec_t kinds[] = {
     {"recipe", "name:s,model:s,task:s,task_dir:s,data:s,threads:i,seed:i,runs_dir:s"},
     {"prepare", "split:f,val_split:f,rows:i,seed:i"},
     {"baseline", ""},
-    {"eval", "variant:s,limit:i,data:s"},
+    {"eval", "variant:s,limit:i,data:s,input:s"},
     {"train", "rank:i,alpha:f,targets:s,dropout:f,epochs:i,max_steps:i,lr:f,schedule:s,warmup:i,weight_decay:f,"
-              "clip:f,batch:i,micro_batch:i,eval_every:i,eval_limit:i,train_limit:i,patience:i,seed:i,adapter:s"},
+              "clip:f,batch:i,micro_batch:i,eval_every:i,eval_limit:i,train_limit:i,patience:i,seed:i,adapter:s,input:s"},
     {"merge", "type:s"},
-    {"quantize", "type:s"},
-    {"export", ""},
-    {"bench", "duration:f,concurrency:s,target_qps:f,sla_ms:f"},
+    {"quantize", "type:s,input:s"},
+    {"prune", "remove:i,drop:s,calib_rows:i,method:s,cosine_only:i,input:s"},
+    {"export", "input:s"},
+    {"bench", "duration:f,concurrency:s,target_qps:f,sla_ms:f,variant:s,input:s"},
     {"report", ""},
 };
 
@@ -100,7 +101,7 @@ static void on_section(parse_t *p, const char *text) {
         return;
     }
     if (!kind_find(kind)) {
-        parse_fail(p, "unknown stage kind '%s' in [%s] (expected prepare, baseline, eval, train, merge, quantize, export, bench or report)", kind, sec);
+        parse_fail(p, "unknown stage kind '%s' in [%s] (expected prepare, baseline, eval, train, merge, quantize, prune, export, bench or report)", kind, sec);
         return;
     }
     if (!name[0]) snprintf(name, sizeof name, "%s", kind);
@@ -205,8 +206,62 @@ const char *recipe_get(const recipe_stage_t *s, const char *key) {
     return NULL;
 }
 
+/* Line of key in s (the section's line when absent). */
+static int key_line(const recipe_stage_t *s, const char *key) {
+    for (int i = 0; i < s->n_kv; i++)
+        if (!strcmp(s->kv[i].key, key)) return s->kv[i].line;
+    return s->line;
+}
+
+/* A list of block numbers: digits separated by single commas. */
+static int valid_block_list(const char *v) {
+    if (!isdigit((unsigned char)*v)) return 0;
+    for (const char *p = v; *p; p++)
+        if (!isdigit((unsigned char)*p) && !(*p == ',' && isdigit((unsigned char)p[1]))) return 0;
+    return 1;
+}
+
+static int check_prune(const recipe_t *r, const recipe_stage_t *s, tl_err_t *err) {
+    const char *rm = recipe_get(s, "remove"), *drop = recipe_get(s, "drop"), *v;
+    if (!rm && !drop)
+        return tl_fail(err, "%s:%d: [prune %s] needs remove = K (blocks to remove by importance) or drop = LIST", r->path, s->line, s->name);
+    if (rm && drop) return tl_fail(err, "%s:%d: [prune %s]: give remove or drop, not both", r->path, key_line(s, "drop"), s->name);
+    if (rm && atol(rm) < 1) return tl_fail(err, "%s:%d: remove = %s must be at least 1", r->path, key_line(s, "remove"), rm);
+    if (drop && !valid_block_list(drop))
+        return tl_fail(err, "%s:%d: drop = '%s' must be block numbers separated by commas (e.g. 13,14)", r->path, key_line(s, "drop"), drop);
+    static const char *const scoring[] = {"calib_rows", "method", "cosine_only"};
+    for (size_t i = 0; drop && i < sizeof scoring / sizeof scoring[0]; i++)
+        if (recipe_get(s, scoring[i]))
+            return tl_fail(err, "%s:%d: %s scores blocks; drop = LIST removes them without scoring", r->path, key_line(s, scoring[i]), scoring[i]);
+    if ((v = recipe_get(s, "method")) && strcmp(v, "cosine") && strcmp(v, "loss"))
+        return tl_fail(err, "%s:%d: method = '%s' must be cosine or loss", r->path, key_line(s, "method"), v);
+    if ((v = recipe_get(s, "cosine_only")) && strcmp(v, "0") && strcmp(v, "1"))
+        return tl_fail(err, "%s:%d: cosine_only = '%s' must be 0 or 1", r->path, key_line(s, "cosine_only"), v);
+    if (v && !strcmp(v, "1") && (v = recipe_get(s, "method")) && !strcmp(v, "loss"))
+        return tl_fail(err, "%s:%d: method = loss needs the loss scores that cosine_only = 1 skips", r->path, key_line(s, "method"));
+    if ((v = recipe_get(s, "calib_rows")) && atol(v) < 1)
+        return tl_fail(err, "%s:%d: calib_rows must be at least 1", r->path, key_line(s, "calib_rows"));
+    return 0;
+}
+
+/* input = STAGE names an earlier stage that writes a model. */
+static int check_input(const recipe_t *r, const recipe_stage_t *s, tl_err_t *err) {
+    const char *v = recipe_get(s, "input");
+    if (!v) return 0;
+    for (const recipe_stage_t *e = r->stages; e < s; e++)
+        if (!strcmp(e->name, v)) {
+            if (!strcmp(e->kind, "merge") || !strcmp(e->kind, "quantize") || !strcmp(e->kind, "prune")) return 0;
+            return tl_fail(err, "%s:%d: input = '%s' names a%s %s stage; it must name a merge, quantize or prune stage", r->path,
+                           key_line(s, "input"), v, strchr("aeiou", e->kind[0]) ? "n" : "", e->kind);
+        }
+    return tl_fail(err, "%s:%d: input = '%s' is not an earlier stage (name a merge, quantize or prune stage above this one)",
+                   r->path, key_line(s, "input"), v);
+}
+
 static int check_stage(const recipe_t *r, const recipe_stage_t *s, tl_err_t *err) {
     const char *v;
+    if (check_input(r, s, err)) return -1;
+    if (!strcmp(s->kind, "prune") && check_prune(r, s, err)) return -1;
     if (!strcmp(s->kind, "merge") || !strcmp(s->kind, "quantize")) {
         v = recipe_get(s, "type");
         if (!v && !strcmp(s->kind, "quantize")) return tl_fail(err, "%s:%d: [%s %s] needs a type (q8_0, q4_k, ...)", r->path, s->line, s->kind, s->name);

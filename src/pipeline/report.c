@@ -665,12 +665,18 @@ static void importance(report_t *R) {
     size_t tl = (size_t)snprintf(t, sizeof t, "Ranking by %s; removed blocks:", str(R->importance, "method") ? str(R->importance, "method") : "?");
     int nr = 0;
     cJSON_ArrayForEach(x, rem) if (cJSON_IsNumber(x) && tl < sizeof t - 16) tl += (size_t)snprintf(t + tl, sizeof t - tl, " %d", x->valueint), nr++;
-    if (!nr) snprintf(t + tl, sizeof t - tl, " none");
+    if (!nr) tl += (size_t)snprintf(t + tl, sizeof t - tl, " none");
+    double nc = num(R->importance, "n_calib");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(R->importance, "loss_scored");
+    if (!isnan(nc) && tl < sizeof t - 100)
+        snprintf(t + tl, sizeof t - tl, "; %.0f calibration rows%s.", nc,
+                 cJSON_IsFalse(ls) ? "; loss increase not computed (cosine only)" : "");
     para(R, t);
     const char *cols[] = {"layer", "1 - cos(h_in, h_out)", "loss increase", "rank (cosine)", "rank (loss)"};
     table_begin(R, "importance", 5, cols);
     char data[16384] = "";
     size_t dl = 0;
+    int have_loss = 0;
     cJSON_ArrayForEach(l, layers) {
         char c[5][96];
         fmt(c[0], "%.0f", num(l, "layer"));
@@ -679,14 +685,24 @@ static void importance(report_t *R) {
         fmt(c[3], "%.0f", num(l, "rank_cosine"));
         fmt(c[4], "%.0f", num(l, "rank_loss"));
         row(R, 5, c);
-        if (dl < sizeof data - 100)
-            dl += (size_t)snprintf(data + dl, sizeof data - dl, "%g\t%g\t%g\n", num(l, "layer"), num(l, "cosine"), num(l, "loss_increase"));
+        double li = num(l, "loss_increase");
+        have_loss |= !isnan(li);
+        if (dl < sizeof data - 100) {
+            char lis[32] = "NaN";
+            if (!isnan(li)) snprintf(lis, sizeof lis, "%g", li);
+            dl += (size_t)snprintf(data + dl, sizeof data - dl, "%g\t%g\t%s\n", num(l, "layer"), num(l, "cosine"), lis);
+        }
     }
     table_end(R);
-    plot(R, "importance", data,
-         "set style fill solid 0.6\nset xlabel 'block'\nset ylabel '1 - cos'\nset y2label 'loss increase'\nset y2tics\n"
-         "plot DATA using ($1-0.2):2:(0.4) with boxes title '1 - cos(h_in, h_out)', "
-         "DATA using 1:3 axes x1y2 with linespoints title 'loss increase when skipped'");
+    if (have_loss)
+        plot(R, "importance", data,
+             "set style fill solid 0.6\nset xlabel 'block'\nset ylabel '1 - cos'\nset y2label 'loss increase'\nset y2tics\n"
+             "plot DATA using ($1-0.2):2:(0.4) with boxes title '1 - cos(h_in, h_out)', "
+             "DATA using 1:3 axes x1y2 with linespoints title 'loss increase when skipped'");
+    else /* cosine-only scores */
+        plot(R, "importance", data,
+             "set style fill solid 0.6\nset xlabel 'block'\nset ylabel '1 - cos'\n"
+             "plot DATA using 1:2:(0.6) with boxes title '1 - cos(h_in, h_out)'");
     figure(R, "importance.svg", "Figure 3.1 - per-layer importance");
 }
 

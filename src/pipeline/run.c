@@ -46,12 +46,42 @@ static void arg_free(argv_t *a) {
     a->n = 0;
 }
 
+/* A model file and the variant name of the last eval stage that scored it. */
+typedef struct {
+    char path[PATHN];
+    char variant[64];
+} model_var_t;
+
 /* Chain state handed from stage to stage. */
 typedef struct {
     char train[PATHN], val[PATHN], test[PATHN];
     char model[PATHN], type[32], adapter[PATHN];
     char final_model[PATHN];
+    char stage_model[RECIPE_MAX_STAGES][PATHN]; /* model written by stage i ("" if none) */
+    char stage_type[RECIPE_MAX_STAGES][32];     /* and its type */
+    model_var_t mv[2 * RECIPE_MAX_STAGES];
+    int n_mv;
+    char bench_variant[64]; /* variant of the model the current bench stage measures */
+    char results[RECIPE_MAX_STAGES][PATHN]; /* result files the report reads, one per stage at most */
+    int n_results;
 } chain_t;
+
+static const char *mv_get(const chain_t *c, const char *path) {
+    for (int i = 0; i < c->n_mv; i++)
+        if (!strcmp(c->mv[i].path, path)) return c->mv[i].variant;
+    return "";
+}
+
+static void mv_set(chain_t *c, const char *path, const char *variant) {
+    int i = 0;
+    while (i < c->n_mv && strcmp(c->mv[i].path, path)) i++;
+    if (i == c->n_mv) {
+        if (c->n_mv == (int)(sizeof c->mv / sizeof c->mv[0])) return;
+        c->n_mv++;
+    }
+    xsnprintf(c->mv[i].path, PATHN, "%s", path);
+    xsnprintf(c->mv[i].variant, sizeof c->mv[i].variant, "%.63s", variant);
+}
 
 typedef struct {
     char path[PATHN];
@@ -270,6 +300,9 @@ static cJSON *stage_settings(const runner_t *R, const recipe_stage_t *s) {
     cJSON *j = cJSON_CreateObject();
     for (int i = 0; i < s->n_kv; i++) cJSON_AddStringToObject(j, s->kv[i].key, s->kv[i].val);
     cJSON_AddStringToObject(j, "task_dir", R->task_dir);
+    if (!strcmp(s->kind, "prune") && !recipe_get(s, "drop")) cJSON_AddStringToObject(j, "threads", R->threads);
+    if (!strcmp(s->kind, "bench") && !recipe_get(s, "variant") && R->ch.bench_variant[0])
+        cJSON_AddStringToObject(j, "variant", R->ch.bench_variant);
     if (!strcmp(s->kind, "train") || !strcmp(s->kind, "prepare")) {
         char seed[32];
         xsnprintf(seed, sizeof seed, "%ld", R->r->seed);
@@ -283,7 +316,7 @@ static void sub(char *dst, const char *dir, const char *file) { xsnprintf(dst, P
 
 /* Fills the stage's input paths and, after a run or skip, the chain state. */
 typedef struct {
-    char inputs[4][PATHN];
+    char inputs[RECIPE_MAX_STAGES + 4][PATHN];
     int n_inputs;
     char outputs[6][PATHN];
     int n_outputs;
@@ -293,6 +326,14 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
     chain_t *c = &R->ch;
     memset(io, 0, sizeof *io);
     const char *k = s->kind;
+    int idx = (int)(s - R->r->stages);
+    const char *in = recipe_get(s, "input");
+    if (in) /* start from an earlier stage's model (validated by recipe_load) */
+        for (int j = 0; j < idx; j++)
+            if (!strcmp(R->r->stages[j].name, in) && c->stage_model[j][0]) {
+                xsnprintf(c->model, PATHN, "%s", c->stage_model[j]);
+                xsnprintf(c->type, sizeof c->type, "%s", c->stage_type[j]);
+            }
     if (!strcmp(k, "prepare")) {
         xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", R->r->data);
         sub(io->outputs[io->n_outputs++], dir, "summary.json");
@@ -318,6 +359,7 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
         xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", !strcmp(kv_or(s, "data", "test"), "val") ? c->val : c->test);
         sub(io->outputs[io->n_outputs++], dir, "eval.json");
         sub(io->outputs[io->n_outputs++], dir, "predictions.csv");
+        mv_set(c, c->model, kv_or(s, "variant", s->name));
     } else if (!strcmp(k, "train")) {
         xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->model);
         xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->train);
@@ -338,16 +380,60 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
         sub(io->outputs[io->n_outputs++], dir, "model.gguf");
         xsnprintf(c->model, PATHN, "%s", io->outputs[0]);
         xsnprintf(c->type, sizeof c->type, "%s", kv_or(s, "type", "q8_0"));
+    } else if (!strcmp(k, "prune")) {
+        xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->model);
+        sub(io->outputs[io->n_outputs++], dir, "model.gguf");
+        if (!recipe_get(s, "drop")) { /* scored on the train split */
+            xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->train);
+            sub(io->outputs[io->n_outputs++], dir, "importance.json");
+        }
+        xsnprintf(c->model, PATHN, "%s", io->outputs[0]); /* same tensor types: c->type stays */
     } else if (!strcmp(k, "export")) {
         xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->model);
         xsnprintf(io->outputs[io->n_outputs++], PATHN, "%s/final-%s.gguf", R->run_dir, c->type);
         xsnprintf(c->final_model, PATHN, "%s", io->outputs[0]);
+        mv_set(c, c->final_model, mv_get(c, c->model));
     } else if (!strcmp(k, "bench")) {
-        xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->final_model[0] ? c->final_model : c->model);
+        /* the exported model if there is one, else (or with input = STAGE) the current model */
+        xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->final_model[0] && !in ? c->final_model : c->model);
         sub(io->outputs[io->n_outputs++], dir, "bench.json");
+        xsnprintf(c->bench_variant, sizeof c->bench_variant, "%s", kv_or(s, "variant", mv_get(c, io->inputs[0])));
     } else if (!strcmp(k, "report")) {
+        /* every result file of the stages before it (those that exist: a bench
+         * marked skipped leaves none), so a changed result re-writes the report */
+        for (int i = 0; i < c->n_results; i++)
+            if (file_exists(c->results[i])) xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->results[i]);
         xsnprintf(io->outputs[io->n_outputs++], PATHN, "%s/report/index.html", R->run_dir);
     }
+    /* the file tasklm report reads from this stage */
+    const char *res = NULL;
+    if (!strcmp(k, "prepare") || !strcmp(k, "baseline") || !strcmp(k, "eval") || !strcmp(k, "train") || !strcmp(k, "bench"))
+        res = io->outputs[0]; /* summary.json, baseline.json, eval.json, metrics.jsonl, bench.json */
+    else if (!strcmp(k, "prune") && io->n_outputs > 1)
+        res = io->outputs[1]; /* importance.json */
+    if (res && c->n_results < RECIPE_MAX_STAGES) xsnprintf(c->results[c->n_results++], PATHN, "%s", res);
+    if (!strcmp(k, "merge") || !strcmp(k, "quantize") || !strcmp(k, "prune")) {
+        xsnprintf(c->stage_model[idx], PATHN, "%s", c->model);
+        xsnprintf(c->stage_type[idx], sizeof c->stage_type[idx], "%s", c->type);
+    }
+}
+
+/* Adds the variant, the model path and its size to the JSON object in path. */
+static int annotate_json(const char *path, const char *variant, const char *model, tl_err_t *err) {
+    char *txt = read_text(path);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return tl_fail(err, "%s: the stage did not print one JSON object", path);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "variant");
+    if (variant && *variant) cJSON_AddStringToObject(j, "variant", variant);
+    cJSON_AddStringToObject(j, "model_path", model);
+    cJSON_AddNumberToObject(j, "model_bytes", (double)file_size(model));
+    int rc = write_json(path, j, err);
+    cJSON_Delete(j);
+    return rc;
 }
 
 static void add_flag(argv_t *a, const recipe_stage_t *s, const char *key, const char *flag) {
@@ -465,6 +551,23 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
         if (strcmp(t, "f32")) arg_add(&a, "--requantize"), arg_add(&a, t);
         if (R->r->threads) arg_add(&a, "--threads"), arg_add(&a, R->threads);
         rc = run_child(exe, &a, NULL, log, err);
+    } else if (!strcmp(s->kind, "prune")) {
+        START("prune");
+        arg_add(&a, "-m"), arg_add(&a, io->inputs[0]), arg_add(&a, "--task-dir"), arg_add(&a, R->task_dir);
+        arg_add(&a, "--out"), arg_add(&a, io->outputs[0]);
+        if (recipe_get(s, "drop")) {
+            add_flag(&a, s, "drop", "--drop");
+        } else {
+            arg_add(&a, "--calib"), arg_add(&a, io->inputs[1]);
+            add_flag(&a, s, "remove", "--remove");
+            add_flag(&a, s, "calib_rows", "--calib-rows");
+            add_flag(&a, s, "method", "--method");
+            if (!strcmp(kv_or(s, "cosine_only", "0"), "1")) arg_add(&a, "--cosine-only");
+            arg_add(&a, "--importance"), arg_add(&a, io->outputs[1]);
+        }
+        if (R->r->threads) arg_add(&a, "--threads"), arg_add(&a, R->threads);
+        sub(p1, dir, "prune.txt"); /* the per-block table; the summary names the removed blocks */
+        rc = run_child(exe, &a, p1, log, err);
     } else if (!strcmp(s->kind, "quantize")) {
         START("quantize");
         arg_add(&a, io->inputs[0]), arg_add(&a, io->outputs[0]);
@@ -490,6 +593,7 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
             if (R->r->threads) arg_add(&a, "--threads"), arg_add(&a, R->threads);
             arg_add(&a, "--json");
             rc = run_child(exe, &a, io->outputs[0], log, err);
+            if (!rc) rc = annotate_json(io->outputs[0], c->bench_variant, io->inputs[0], err);
         } else {
             arg_add(&a, R->run_dir);
             rc = run_child(exe, &a, NULL, log, err);
@@ -556,9 +660,19 @@ static int write_run_json(runner_t *R, tl_err_t *err) {
     return rc;
 }
 
-static void print_summary(runner_t *R, double total_s) {
+static cJSON *read_json_file(const char *path) {
+    char *t = read_text(path);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    return j;
+}
+
+/* The summary ends every run, also a failed one: stage table with macro-F1 per
+ * evaluated variant, blocks removed per prune stage, QPS per bench, then the
+ * final model and the report. */
+static void print_summary(runner_t *R, double total_s, int failed) {
     FILE *out = R->o->out;
-    fprintf(out, "\n== summary: %s (%.0f s)\n", R->r->name, total_s);
+    fprintf(out, "\n== summary: %s (%.0f s)%s\n", R->r->name, total_s, failed ? ", FAILED (the error is below)" : "");
     cJSON *st;
     cJSON_ArrayForEach(st, R->run_stages) {
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(st, "seconds");
@@ -573,13 +687,38 @@ static void print_summary(runner_t *R, double total_s) {
             if (cJSON_IsNumber(f1))
                 fprintf(out, "   macro-F1 %.4f  %s", f1->valuedouble, j && cJSON_GetObjectItem(j, "variant") ? jstr(j, "variant") : "baseline");
             cJSON_Delete(j);
+        } else if (!strcmp(jstr(st, "kind"), "prune")) {
+            char p[PATHN];
+            xsnprintf(p, sizeof p, "%s/%s/importance.json", R->run_dir, jstr(st, "dir"));
+            cJSON *j = read_json_file(p);
+            const cJSON *rm = cJSON_GetObjectItemCaseSensitive(j, "removed"), *x;
+            const cJSON *nl = cJSON_GetObjectItemCaseSensitive(j, "n_layer");
+            if (cJSON_IsArray(rm) && cJSON_IsNumber(nl)) {
+                fprintf(out, "   %d of %d blocks kept, removed", (int)nl->valuedouble - cJSON_GetArraySize(rm), (int)nl->valuedouble);
+                cJSON_ArrayForEach(x, rm) if (cJSON_IsNumber(x)) fprintf(out, " %d", x->valueint);
+            }
+            cJSON_Delete(j);
+        } else if (!strcmp(jstr(st, "kind"), "bench")) {
+            char p[PATHN];
+            xsnprintf(p, sizeof p, "%s/%s/bench.json", R->run_dir, jstr(st, "dir"));
+            cJSON *j = read_json_file(p);
+            const cJSON *cap = cJSON_GetObjectItemCaseSensitive(j, "capacity");
+            const cJSON *q = cJSON_GetObjectItemCaseSensitive(cap, "qps_per_instance");
+            if (cJSON_IsNumber(q)) fprintf(out, "   %.1f QPS within the SLA  %s", q->valuedouble, jstr(j, "variant"));
+            cJSON_Delete(j);
         }
         fputc('\n', out);
     }
-    fprintf(out, "final model: %s\n", R->ch.final_model[0] && file_exists(R->ch.final_model) ? R->ch.final_model : "(none: the recipe has no export stage)");
+    int report_done = 0;
+    cJSON_ArrayForEach(st, R->run_stages) report_done |= !strcmp(jstr(st, "kind"), "report") && !strcmp(jstr(st, "status"), "done");
+    fprintf(out, "final model: %s\n", R->ch.final_model[0] && file_exists(R->ch.final_model) ? R->ch.final_model
+                                       : failed ? "(none: the run stopped before its export stage)"
+                                                : "(none: the recipe has no export stage)");
     char rep[PATHN];
     xsnprintf(rep, sizeof rep, "%s/report/index.html", R->run_dir);
-    fprintf(out, "report:      %s\n", file_exists(rep) ? rep : "(not written: no report stage ran)");
+    fprintf(out, "report:      %s\n", report_done && file_exists(rep) ? rep
+                                       : failed ? "(not written: the run stopped before its report stage)"
+                                                : "(not written: no report stage ran)");
 }
 
 int pipeline_run(const recipe_t *r, const pipeline_opts_t *o, tl_err_t *err) {
@@ -704,7 +843,7 @@ int pipeline_run(const recipe_t *r, const pipeline_opts_t *o, tl_err_t *err) {
         tl_err_t e2;
         if (write_run_json(&R, rc ? &e2 : err) && !rc) rc = -1;
     }
-    if (!rc) print_summary(&R, now_s() - t_all);
+    print_summary(&R, now_s() - t_all, rc != 0);
     cJSON_Delete(R.run_stages);
     free(R.hc.e);
     return rc;

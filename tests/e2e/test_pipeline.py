@@ -1,14 +1,20 @@
-"""End-to-end checks of `tasklm pipeline` on a tiny recipe (80 rows, a 2-step
-LoRA run, merge to q8_0, a 2-row eval, export): --dry-run lists the stages,
-bad recipes fail with exit 2 and one line naming the key and line, a run
-writes the stage folders, manifests (input SHA-256s checked against hashlib),
-eval.json with variant/model_path/model_bytes, run.json and final-q8_0.gguf;
-a rerun skips every stage; --from re-runs only from that stage; a run killed
-during training resumes, skipping the finished stages, and ends with the same
-final model bytes."""
+"""End-to-end checks of `tasklm pipeline` on a tiny recipe (80 rows, a 3-step
+LoRA run, merge to q8_0, a 2-row eval, a prune branch removing 1 block scored
+by cosine on 8 calibration rows with its 2-row eval, export of the unpruned
+model via input = merge-q8_0, report): --dry-run lists the stages, bad recipes
+(also in a [prune] section) fail with exit 2 and one line naming the key and
+line, a run writes the stage folders, manifests (input SHA-256s checked
+against hashlib), eval.json with variant/model_path/model_bytes, the pruned
+model (29 blocks) and importance.json, a report showing the pruned variant and
+the importance figure, run.json and final-q8_0.gguf; the summary names the
+removed block, the final model and the report; a rerun skips every stage;
+--from re-runs only from that stage; a changed eval setting re-runs that eval
+and the report; a run killed during training resumes, skipping the finished
+stages, and ends with the same final model bytes."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,10 +54,23 @@ type = q8_0
 variant = q8_0+lora
 limit = 2
 
+[prune prune-1]
+remove = 1
+calib_rows = 8
+cosine_only = 1
+
+[eval pruned]
+variant = q8_0+lora-pruned1
+limit = 2
+
 [export]
+input = merge-q8_0
+
+[report]
 """
 
-STAGES = ["01-prepare", "02-baseline", "03-lora", "04-merge-q8_0", "05-q8_0", "06-export"]
+STAGES = ["01-prepare", "02-baseline", "03-lora", "04-merge-q8_0", "05-q8_0", "06-prune-1", "07-pruned", "08-export",
+          "09-report"]
 
 
 def sha(path):
@@ -81,15 +100,21 @@ def main():
     r = run_tasklm(["pipeline", recipe, "--dry-run"])
     c.check(r.returncode == 0, "dry run exits 0", r.stderr)
     c.check(all(s in r.stdout for s in STAGES), "dry run lists every stage folder", r.stdout)
+    c.check(any("06-prune-1" in ln and " prune " in ln and "remove=1" in ln for ln in r.stdout.splitlines()),
+            "dry run shows the prune stage with its kind and settings", r.stdout)
     c.check(not os.path.exists(run_dir), "dry run creates nothing")
 
     bad_cases = [
         ("unknown key", RECIPE.replace("rank = 2", "rank = 2\nrnak = 4"), "rnak", ":17:"),
         ("bad value", RECIPE.replace("max_steps = 3", "max_steps = three"), "max_steps", ":19:"),
         ("unknown kind", RECIPE.replace("[baseline]", "[baseline2]"), "baseline2", ":13:"),
-        ("duplicate stage", RECIPE.replace("[export]", "[export]\n[eval q8_0]"), "q8_0", ":32:"),
+        ("duplicate stage", RECIPE.replace("[export]", "[export]\n[eval q8_0]"), "q8_0", ":41:"),
         ("duplicate key", RECIPE.replace("rank = 2", "rank = 2\nrank = 3"), "rank", ":17:"),
-        ("syntax", RECIPE.replace("[export]", "export"), "expected", ":31:"),
+        ("syntax", RECIPE.replace("[export]", "export"), "expected", ":40:"),
+        ("unknown key in [prune]", RECIPE.replace("calib_rows = 8", "calib_rows = 8\nclaib = 4"), "claib", ":34:"),
+        ("prune without remove/drop", RECIPE.replace("remove = 1\n", ""), "remove", ":31:"),
+        ("bad prune method", RECIPE.replace("cosine_only = 1", "method = magnitude"), "magnitude", ":34:"),
+        ("input not an earlier stage", RECIPE.replace("input = merge-q8_0", "input = nosuch"), "nosuch", ":41:"),
         ("key outside section", "model = x\n" + RECIPE, "outside", ":1:"),
     ]
     for what, text, word, line in bad_cases:
@@ -124,6 +149,33 @@ def main():
         c.check(ok, f"{s}: manifest done, input hashes match hashlib, outputs exist", json.dumps(m)[:600])
     for f in ("01-prepare/summary.json", "02-baseline/baseline.json", "03-lora/metrics.jsonl", "03-lora/adapter-last.gguf"):
         c.check(os.path.isfile(os.path.join(run_dir, f)), f"{f} kept")
+
+    # the prune branch: on the merged q8_0 model, scored on the train split
+    merged = os.path.join(run_dir, "04-merge-q8_0", "model.gguf")
+    pruned = os.path.join(run_dir, "06-prune-1", "model.gguf")
+    m = json.load(open(os.path.join(run_dir, "06-prune-1", "manifest.json")))
+    c.check(merged in m["inputs"] and os.path.join(run_dir, "01-prepare", "val", "train.csv") in m["inputs"],
+            "prune stage: inputs are the previous stage's model and the train split", m["inputs"])
+    imp = json.load(open(os.path.join(run_dir, "06-prune-1", "importance.json")))
+    c.check(imp.get("n_layer") == 30 and imp.get("n_calib") == 8 and len(imp.get("removed", [])) == 1 and
+            imp.get("loss_scored") is False and len(imp.get("layers", [])) == 30,
+            "importance.json: 30 blocks scored by cosine on 8 rows, 1 removed", {k: imp.get(k) for k in ("n_layer", "n_calib", "removed")})
+    r2 = run_tasklm(["info", "--json", pruned])
+    c.check(r2.returncode == 0 and json.loads(r2.stdout).get("block_count") == 29, "pruned model has 29 blocks", r2.stdout[:300])
+    evp = json.load(open(os.path.join(run_dir, "07-pruned", "eval.json")))
+    c.check(evp.get("variant") == "q8_0+lora-pruned1" and evp.get("model_path") == pruned and
+            0 < evp.get("model_bytes", 0) < os.path.getsize(merged), "eval after prune scores the pruned (smaller) model", evp.get("model_path"))
+    c.check(sha(final) == sha(merged), "export with input = merge-q8_0 publishes the unpruned model")
+    removed = imp.get("removed", [-1])[0]
+    c.check(f"29 of 30 blocks kept, removed {removed}" in r.stdout, "summary names the removed block", r.stdout[-1500:])
+    report_page = os.path.join(run_dir, "report", "index.html")
+    c.check("report:      " + report_page in r.stdout, "summary names the report", r.stdout[-500:])
+    md = open(os.path.join(run_dir, "report", "report.md")).read() if os.path.isfile(report_page) else ""
+    c.check("q8_0+lora-pruned1" in md and f"removed blocks: {removed};" in md,
+            "report shows the pruned variant and the prune stage's importance scores", md[:300])
+    if shutil.which("gnuplot"):
+        c.check(os.path.isfile(os.path.join(run_dir, "report", "importance.svg")) and "importance.svg" in md,
+                "report draws the per-layer importance figure")
     ev = json.load(open(os.path.join(run_dir, "05-q8_0", "eval.json")))
     c.check(ev.get("variant") == "q8_0+lora" and ev.get("n") == 2 and "macro_f1" in ev, "eval.json: eval --json + variant", ev)
     c.check(ev.get("model_bytes") == os.path.getsize(ev.get("model_path", "")), "eval.json: model_path and model_bytes")
@@ -135,15 +187,16 @@ def main():
     # rerun: everything skipped
     r = run_tasklm(["pipeline", recipe])
     c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES), "rerun skips every stage", r.stdout)
-    # --from export: only export runs
+    # --from export: the export and the stage after it run
     r = run_tasklm(["pipeline", recipe, "--from", "export"])
-    c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES) - 1 and "[6/6] 06-export (export)" in r.stdout,
-            "--from export re-runs only the export", r.stdout)
+    c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES) - 2 and "[8/9] 08-export (export)" in r.stdout
+            and "[9/9] 09-report (report)" in r.stdout, "--from export re-runs only the export and the report", r.stdout)
     # a changed setting re-runs that stage and, if outputs change, the ones after
-    write(recipe, open(recipe).read().replace("\nlimit = 2", "\nlimit = 3"))
+    write(recipe, open(recipe).read().replace("\nlimit = 2", "\nlimit = 3", 1))  # the first eval only
     r = run_tasklm(["pipeline", recipe])
-    c.check(r.returncode == 0 and "05-q8_0 (eval)" in r.stdout and r.stdout.count("up to date, skipped") == len(STAGES) - 1,
-            "a changed eval setting re-runs only that eval", r.stdout)
+    c.check(r.returncode == 0 and "05-q8_0 (eval)" in r.stdout and "09-report (report)" in r.stdout and
+            r.stdout.count("up to date, skipped") == len(STAGES) - 2,
+            "a changed eval setting re-runs that eval and the report (its result changed)", r.stdout)
     ev = json.load(open(os.path.join(run_dir, "05-q8_0", "eval.json")))
     c.check(ev.get("n") == 3, "the re-run eval used the new limit")
 

@@ -1,6 +1,7 @@
 /* Pipeline library: SHA-256 against FIPS 180-4 / NIST vectors (incl. block
  * boundaries and a file), recipe parsing: defaults, stage order and names,
- * comments, and every kind of error with its line number. */
+ * comments, and every kind of error with its line number; the prune stage
+ * kind and input = STAGE (a branch from an earlier stage's model). */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -125,10 +126,65 @@ TEST(recipe_errors_name_the_line) {
     CHECK(recipe_load(&rec, "/nonexistent/r.ini", &err) == -1 && strstr(err.msg, "/nonexistent/r.ini"));
 }
 
+TEST(recipe_prune_branch) {
+    tl_err_t err = {{0}};
+    const char *t = "[recipe]\nname = b\nmodel = m.gguf\ndata = d.csv\n[prepare]\n[train lora]\n[merge merge-q8_0]\ntype = q8_0\n"
+                    "[eval q8_0]\n[prune prune-2]\nremove = 2\ncalib_rows = 8\nmethod = loss\n[train recovery]\n"
+                    "[merge merge-pruned]\ntype = same\n[eval pruned]\nvariant = q8_0-pruned2\n"
+                    "[prune drop]\ninput = merge-q8_0\ndrop = 13,14\n[prune cos]\nremove = 1\ncosine_only = 1\n"
+                    "[export]\ninput = merge-q8_0\n[bench]\nvariant = q8_0\n[bench bench-pruned]\ninput = merge-pruned\n";
+    CHECK_EQ_INT(load_text(&rec, t, &err), 0);
+    if (err.msg[0]) printf("  %s\n", err.msg);
+    CHECK_EQ_INT(rec.n_stages, 13);
+    CHECK(!strcmp(rec.stages[4].kind, "prune") && !strcmp(rec.stages[4].name, "prune-2"));
+    CHECK(!strcmp(recipe_get(&rec.stages[4], "remove"), "2") && !strcmp(recipe_get(&rec.stages[4], "method"), "loss"));
+    CHECK(!strcmp(rec.stages[8].kind, "prune") && !strcmp(recipe_get(&rec.stages[8], "drop"), "13,14"));
+    CHECK(!strcmp(recipe_get(&rec.stages[10], "input"), "merge-q8_0"));
+    CHECK(!strcmp(recipe_get(&rec.stages[12], "input"), "merge-pruned"));
+    CHECK(strstr(recipe_kind_keys("prune"), "calib_rows") && strstr(recipe_kind_keys("bench"), "variant"));
+}
+
+TEST(recipe_prune_errors_name_the_line) {
+    const char *head = "[recipe]\nname = t\nmodel = m\ndata = d\n[prepare]\n[merge m8]\n"; /* [merge m8] is line 6 */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\nremvoe = 2\n", head);
+    expect_error(buf, ":9:", "unknown key 'remvoe' in a [prune] section");
+    snprintf(buf, sizeof buf, "%s[prune p]\ncalib_rows = 4\n", head);
+    expect_error(buf, ":7:", "needs remove = K");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\ndrop = 3\n", head);
+    expect_error(buf, ":9:", "not both");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 0\n", head);
+    expect_error(buf, ":8:", "at least 1");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = two\n", head);
+    expect_error(buf, ":8:", "remove");
+    snprintf(buf, sizeof buf, "%s[prune p]\ndrop = 3,,4\n", head);
+    expect_error(buf, ":8:", "drop = '3,,4'");
+    snprintf(buf, sizeof buf, "%s[prune p]\ndrop = 3\nmethod = loss\n", head);
+    expect_error(buf, ":9:", "method scores blocks");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\nmethod = magnitude\n", head);
+    expect_error(buf, ":9:", "method = 'magnitude'");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\ncosine_only = 2\n", head);
+    expect_error(buf, ":9:", "cosine_only");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\ncosine_only = 1\nmethod = loss\n", head);
+    expect_error(buf, ":10:", "method = loss");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\ncalib_rows = 0\n", head);
+    expect_error(buf, ":9:", "calib_rows");
+    snprintf(buf, sizeof buf, "%s[export]\ninput = later\n[prune later]\nremove = 1\n", head);
+    expect_error(buf, ":8:", "input = 'later' is not an earlier stage");
+    snprintf(buf, sizeof buf, "%s[eval e]\n[export]\ninput = e\n", head);
+    expect_error(buf, ":9:", "names an eval stage");
+    snprintf(buf, sizeof buf, "%s[merge x]\ninput = m8\n", head);
+    expect_error(buf, ":8:", "unknown key 'input' in a [merge] section");
+    snprintf(buf, sizeof buf, "%s[baseline]\nvariant = b\n", head);
+    expect_error(buf, ":8:", "unknown key 'variant'");
+}
+
 int main(void) {
     RUN(sha256_known_vectors);
     RUN(sha256_file_matches_buffer);
     RUN(recipe_good);
     RUN(recipe_errors_name_the_line);
+    RUN(recipe_prune_branch);
+    RUN(recipe_prune_errors_name_the_line);
     return tl_test_summary("test_pipeline");
 }
