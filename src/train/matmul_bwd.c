@@ -7,90 +7,114 @@
 
 #include "quant/types.h"
 
-/* ---- panel kernel: C[T x nr] (+)= A[T x K] . B[K x nr] ---- */
+/* ---- panel kernel: C[T x nr] (+)= A[T x K] . B[K x nr], A packed ---- */
 
-static void gemm_panel_scalar(int T, int K, const float *A, long lda, const float *B, long ldb, int nr, float *C,
-                              long ldc, int accumulate) {
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < nr; j++) {
-            float s = accumulate ? C[t * ldc + j] : 0.0f;
-            for (int k = 0; k < K; k++) s = __builtin_fmaf(A[t * lda + k], B[k * ldb + j], s);
-            C[t * ldc + j] = s;
-        }
+size_t tl_gemm_packed_floats(int T, int K) {
+    return (size_t)((T + TL_GEMM_MR - 1) / TL_GEMM_MR) * TL_GEMM_MR * (size_t)(K > 0 ? K : 0);
 }
 
-/* MR tokens x 32 columns in 2 * MR zmm accumulators; B rows loaded once per k
- * and shared by the MR broadcasts of A. */
-#define AVX512_BLOCK(MR)                                                                                            \
-    __attribute__((target("avx512f"))) static void blk512_##MR(int K, const float *A, long lda, const float *B,     \
-                                                               long ldb, __mmask16 m0, __mmask16 m1, float *C,      \
-                                                               long ldc, int accumulate) {                          \
-        __m512 c0[MR], c1[MR];                                                                                      \
-        _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                      \
-            c0[a] = accumulate ? _mm512_maskz_loadu_ps(m0, C + a * ldc) : _mm512_setzero_ps();                      \
-            c1[a] = accumulate ? _mm512_maskz_loadu_ps(m1, C + a * ldc + 16) : _mm512_setzero_ps();                 \
-        }                                                                                                           \
-        for (int k = 0; k < K; k++) {                                                                               \
-            __m512 b0 = _mm512_maskz_loadu_ps(m0, B + k * ldb), b1 = _mm512_maskz_loadu_ps(m1, B + k * ldb + 16);   \
-            _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                  \
-                __m512 s = _mm512_set1_ps(A[a * lda + k]);                                                          \
-                c0[a] = _mm512_fmadd_ps(s, b0, c0[a]);                                                              \
-                c1[a] = _mm512_fmadd_ps(s, b1, c1[a]);                                                              \
-            }                                                                                                       \
-        }                                                                                                           \
-        _Pragma("GCC unroll 8") for (int a = 0; a < MR; a++) {                                                      \
-            _mm512_mask_storeu_ps(C + a * ldc, m0, c0[a]);                                                          \
-            _mm512_mask_storeu_ps(C + a * ldc + 16, m1, c1[a]);                                                     \
-        }                                                                                                           \
+void tl_gemm_pack_a(float *Ap, const float *A, long lda, int T, int K, int t0, int t1) {
+    for (int b = t0 / TL_GEMM_MR; b * TL_GEMM_MR < t1; b++) {
+        float *p = Ap + (size_t)b * K * TL_GEMM_MR;
+        int n = T - b * TL_GEMM_MR < TL_GEMM_MR ? T - b * TL_GEMM_MR : TL_GEMM_MR;
+        const float *a = A + (long)b * TL_GEMM_MR * lda;
+        if (n < TL_GEMM_MR) memset(p, 0, sizeof(float) * (size_t)K * TL_GEMM_MR);
+        for (int r = 0; r < n; r++)
+            for (int k = 0; k < K; k++) p[k * TL_GEMM_MR + r] = a[r * lda + k];
     }
-AVX512_BLOCK(1)
-AVX512_BLOCK(2)
-AVX512_BLOCK(3)
-AVX512_BLOCK(4)
-AVX512_BLOCK(5)
-AVX512_BLOCK(6)
-AVX512_BLOCK(7)
-AVX512_BLOCK(8)
+}
 
-__attribute__((target("avx512f"))) static void gemm_panel_avx512(int T, int K, const float *A, long lda,
+static void gemm_panel_scalar(int T, int K, const float *Ap, long ap_ld, const float *B, long ldb, int nr, float *C,
+                              long ldc, int accumulate) {
+    for (int t = 0; t < T; t++) {
+        const float *a = Ap + (t / TL_GEMM_MR) * ap_ld + t % TL_GEMM_MR;
+        for (int j = 0; j < nr; j++) {
+            float s = accumulate ? C[t * ldc + j] : 0.0f;
+            for (int k = 0; k < K; k++) s = __builtin_fmaf(a[k * TL_GEMM_MR], B[k * ldb + j], s);
+            C[t * ldc + j] = s;
+        }
+    }
+}
+
+/* One block of 8 packed tokens x 32 columns, all rows and columns valid:
+ * unmasked loads and stores, one A pointer. */
+__attribute__((target("avx512f"))) static void blk512_full(int K, const float *ap, const float *B, long ldb,
+                                                            float *C, long ldc, int accumulate) {
+    __m512 c0[8], c1[8];
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++) {
+        c0[a] = accumulate ? _mm512_loadu_ps(C + a * ldc) : _mm512_setzero_ps();
+        c1[a] = accumulate ? _mm512_loadu_ps(C + a * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (int k = 0; k < K; k++, ap += 8, B += ldb) {
+        __m512 b0 = _mm512_loadu_ps(B), b1 = _mm512_loadu_ps(B + 16);
+#pragma GCC unroll 8
+        for (int a = 0; a < 8; a++) {
+            __m512 s = _mm512_set1_ps(ap[a]);
+            c0[a] = _mm512_fmadd_ps(s, b0, c0[a]);
+            c1[a] = _mm512_fmadd_ps(s, b1, c1[a]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++) {
+        _mm512_storeu_ps(C + a * ldc, c0[a]);
+        _mm512_storeu_ps(C + a * ldc + 16, c1[a]);
+    }
+}
+
+/* Partial block: mr < 8 rows stored and/or nr < 32 columns (masked). The
+ * padded rows of the packed A are zero. */
+__attribute__((target("avx512f"))) static void blk512_part(int mr, int K, const float *ap, const float *B, long ldb,
+                                                            __mmask16 m0, __mmask16 m1, float *C, long ldc,
+                                                            int accumulate) {
+    __m512 c0[8], c1[8];
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++) {
+        c0[a] = accumulate && a < mr ? _mm512_maskz_loadu_ps(m0, C + a * ldc) : _mm512_setzero_ps();
+        c1[a] = accumulate && a < mr ? _mm512_maskz_loadu_ps(m1, C + a * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (int k = 0; k < K; k++, ap += 8, B += ldb) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, B), b1 = _mm512_maskz_loadu_ps(m1, B + 16);
+#pragma GCC unroll 8
+        for (int a = 0; a < 8; a++) {
+            __m512 s = _mm512_set1_ps(ap[a]);
+            c0[a] = _mm512_fmadd_ps(s, b0, c0[a]);
+            c1[a] = _mm512_fmadd_ps(s, b1, c1[a]);
+        }
+    }
+    for (int a = 0; a < mr; a++) {
+        _mm512_mask_storeu_ps(C + a * ldc, m0, c0[a]);
+        _mm512_mask_storeu_ps(C + a * ldc + 16, m1, c1[a]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void gemm_panel_avx512(int T, int K, const float *Ap, long ap_ld,
                                                                   const float *B, long ldb, int nr, float *C, long ldc,
                                                                   int accumulate) {
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    int t = 0;
-    for (; t + 8 <= T; t += 8) blk512_8(K, A + t * lda, lda, B, ldb, m0, m1, C + t * ldc, ldc, accumulate);
-    const float *a = A + t * lda;
-    float *c = C + t * ldc;
-    switch (T - t) {
-    case 7: blk512_7(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 6: blk512_6(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 5: blk512_5(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 4: blk512_4(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 3: blk512_3(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 2: blk512_2(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    case 1: blk512_1(K, a, lda, B, ldb, m0, m1, c, ldc, accumulate); break;
-    default: break;
+    for (int t = 0; t < T; t += 8) {
+        int mr = T - t < 8 ? T - t : 8;
+        const float *ap = Ap + (t / 8) * ap_ld;
+        if (mr == 8 && nr == 32) blk512_full(K, ap, B, ldb, C + t * ldc, ldc, accumulate);
+        else blk512_part(mr, K, ap, B, ldb, m0, m1, C + t * ldc, ldc, accumulate);
     }
 }
 
-/* AVX2: 16 columns (2 ymm) x up to 6 tokens per block, the panel in two halves. */
-__attribute__((target("avx2,fma"))) static void blk256(int mr, int K, const float *A, long lda, const float *B,
-                                                        long ldb, __m256i k0, __m256i k1, float *C, long ldc,
-                                                        int accumulate) {
-    __m256 c0[6], c1[6];
-#pragma GCC unroll 6
-    for (int a = 0; a < 6; a++) {
+/* AVX2: 4 packed tokens (half a block) x 16 columns (2 ymm) per pass. */
+__attribute__((target("avx2,fma"))) static void blk256(int mr, int K, const float *ap, const float *B, long ldb,
+                                                        __m256i k0, __m256i k1, float *C, long ldc, int accumulate) {
+    __m256 c0[4], c1[4];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
         c0[a] = accumulate && a < mr ? _mm256_maskload_ps(C + a * ldc, k0) : _mm256_setzero_ps();
         c1[a] = accumulate && a < mr ? _mm256_maskload_ps(C + a * ldc + 8, k1) : _mm256_setzero_ps();
     }
-    const float *ar[6];
-#pragma GCC unroll 6
-    for (int a = 0; a < 6; a++) ar[a] = A + (a < mr ? a : 0) * lda;
-    for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_maskload_ps(B + k * ldb, k0), b1 = _mm256_maskload_ps(B + k * ldb + 8, k1);
-#pragma GCC unroll 6
-        for (int a = 0; a < 6; a++) {
-            __m256 s = _mm256_broadcast_ss(ar[a] + k);
+    for (int k = 0; k < K; k++, ap += 8, B += ldb) {
+        __m256 b0 = _mm256_maskload_ps(B, k0), b1 = _mm256_maskload_ps(B + 8, k1);
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) {
+            __m256 s = _mm256_broadcast_ss(ap + a);
             c0[a] = _mm256_fmadd_ps(s, b0, c0[a]);
             c1[a] = _mm256_fmadd_ps(s, b1, c1[a]);
         }
@@ -106,23 +130,54 @@ __attribute__((target("avx2,fma"))) static __m256i lanes256(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
-__attribute__((target("avx2,fma"))) static void gemm_panel_avx2(int T, int K, const float *A, long lda,
+__attribute__((target("avx2,fma"))) static void gemm_panel_avx2(int T, int K, const float *Ap, long ap_ld,
                                                                  const float *B, long ldb, int nr, float *C, long ldc,
                                                                  int accumulate) {
     for (int h = 0; h < nr; h += 16) {
         int n = nr - h < 16 ? nr - h : 16;
         __m256i k0 = lanes256(n), k1 = lanes256(n - 8);
-        for (int t = 0; t < T; t += 6)
-            blk256(T - t < 6 ? T - t : 6, K, A + t * lda, lda, B + h, ldb, k0, k1, C + t * ldc + h, ldc, accumulate);
+        for (int t = 0; t < T; t += 4) {
+            int mr = T - t < 4 ? T - t : 4;
+            blk256(mr, K, Ap + (t / 8) * ap_ld + t % 8, B + h, ldb, k0, k1, C + t * ldc + h, ldc, accumulate);
+        }
     }
 }
 
-void tl_gemm_panel(int T, int K, const float *A, long lda, const float *B, long ldb, int nr, float *C, long ldc,
+void tl_gemm_panel(int T, int K, const float *Ap, long ap_ld, const float *B, long ldb, int nr, float *C, long ldc,
                    int accumulate, cpu_level_t level) {
     if (T <= 0 || nr <= 0) return;
-    if (level >= CPU_LEVEL_AVX512) gemm_panel_avx512(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
-    else if (level >= CPU_LEVEL_AVX2) gemm_panel_avx2(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
-    else gemm_panel_scalar(T, K, A, lda, B, ldb, nr, C, ldc, accumulate);
+    if (level >= CPU_LEVEL_AVX512) gemm_panel_avx512(T, K, Ap, ap_ld, B, ldb, nr, C, ldc, accumulate);
+    else if (level >= CPU_LEVEL_AVX2) gemm_panel_avx2(T, K, Ap, ap_ld, B, ldb, nr, C, ldc, accumulate);
+    else gemm_panel_scalar(T, K, Ap, ap_ld, B, ldb, nr, C, ldc, accumulate);
+}
+
+/* Packed copy of A for one product: env->scratch when large enough, else
+ * allocated (*owned set). Packed by the threads, token blocks split. */
+typedef struct {
+    float *Ap;
+    const float *A;
+    int T, K;
+} pack_job_t;
+
+static void pack_blocks(void *arg, int ith, int nth) {
+    pack_job_t *j = arg;
+    long b0, b1;
+    threadpool_split((j->T + TL_GEMM_MR - 1) / TL_GEMM_MR, ith, nth, &b0, &b1);
+    if (b0 >= b1) return;
+    int t1 = (int)(b1 * TL_GEMM_MR) < j->T ? (int)(b1 * TL_GEMM_MR) : j->T;
+    tl_gemm_pack_a(j->Ap, j->A, j->K, j->T, j->K, (int)(b0 * TL_GEMM_MR), t1);
+}
+
+static float *pack_a(const float *A, int T, int K, const mm_env_t *env, float **owned) {
+    size_t n = tl_gemm_packed_floats(T, K);
+    float *Ap = NULL;
+    *owned = NULL;
+    if (env->scratch && env->scratch_bytes >= n * sizeof(float)) Ap = env->scratch;
+    else if (!(Ap = *owned = malloc(sizeof(float) * (n ? n : 1)))) return NULL;
+    pack_job_t j = {Ap, A, T, K};
+    if (env->pool && (size_t)T * (size_t)K >= 4096) threadpool_run(env->pool, pack_blocks, &j);
+    else pack_blocks(&j, 0, 1);
+    return Ap;
 }
 
 /* ---- backward: dx = dy . W, columns of W split over the threads ---- */
@@ -131,7 +186,7 @@ enum { BWD_KC = 128 }; /* rows of W dequantized per block */
 
 typedef struct {
     float *dx;
-    const float *dy;
+    const float *dyp; /* dy packed (tl_gemm_pack_a), K = n_out */
     const mm_weight_t *w;
     int n_tokens, accumulate;
     cpu_level_t level;
@@ -147,48 +202,51 @@ static void bwd_cols(void *arg, int ith, int nth) {
     threadpool_split((long)(w->n_in / j->blk), ith, nth, &b0, &b1);
     if (b0 >= b1) return;
     long c0 = b0 * j->blk, nc = (b1 - b0) * j->blk;
-    long N = w->n_in, O = w->n_out;
-    float *tile = NULL;
+    long N = w->n_in, O = w->n_out, np = (nc + TL_GEMM_NR - 1) / TL_GEMM_NR;
+    /* tile: BWD_KC dequantized rows x nc; panels: the same in np panels of TL_GEMM_NR columns */
+    float *tile = NULL, *panels = NULL;
     if (w->type != GGML_TYPE_F32) {
         tile = malloc(sizeof(float) * (size_t)(BWD_KC * nc));
-        if (!tile) {
+        panels = malloc(sizeof(float) * (size_t)(BWD_KC * np * TL_GEMM_NR));
+        if (!tile || !panels) {
             j->failed = 1;
+            free(tile), free(panels);
             return;
         }
     }
+    long ap_ld = (long)O * TL_GEMM_MR;
     for (long o0 = 0; o0 < O; o0 += BWD_KC) {
         int R = O - o0 < BWD_KC ? (int)(O - o0) : BWD_KC;
-        const float *tp;
-        long ld;
-        if (w->type == GGML_TYPE_F32) {
-            tp = (const float *)w->data + o0 * N + c0;
-            ld = N;
-        } else {
+        if (tile)
             for (int r = 0; r < R; r++) {
                 const char *src = (const char *)w->data + (size_t)(o0 + r) * w->row_bytes + (size_t)b0 * j->blk_bytes;
                 if (dequantize_row(w->type, src, tile + r * nc, nc, NULL)) {
                     j->failed = 1;
-                    free(tile);
+                    free(tile), free(panels);
                     return;
                 }
+                for (long p = 0; p < np; p++) {
+                    long n = nc - p * TL_GEMM_NR < TL_GEMM_NR ? nc - p * TL_GEMM_NR : TL_GEMM_NR;
+                    memcpy(panels + (p * R + r) * TL_GEMM_NR, tile + r * nc + p * TL_GEMM_NR, sizeof(float) * (size_t)n);
+                }
             }
-            tp = tile;
-            ld = nc;
-        }
         int acc = j->accumulate || o0 > 0;
-        for (long c = 0; c < nc; c += TL_GEMM_NR) {
-            int nr = nc - c < TL_GEMM_NR ? (int)(nc - c) : TL_GEMM_NR;
-            tl_gemm_panel(j->n_tokens, R, j->dy + o0, O, tp + c, ld, nr, j->dx + c0 + c, N, acc, j->level);
+        for (long p = 0; p < np; p++) {
+            int nr = nc - p * TL_GEMM_NR < TL_GEMM_NR ? (int)(nc - p * TL_GEMM_NR) : TL_GEMM_NR;
+            const float *B = tile ? panels + p * R * TL_GEMM_NR : (const float *)w->data + o0 * N + c0 + p * TL_GEMM_NR;
+            long ldb = tile ? TL_GEMM_NR : N;
+            tl_gemm_panel(j->n_tokens, R, j->dyp + o0 * TL_GEMM_MR, ap_ld, B, ldb, nr, j->dx + c0 + p * TL_GEMM_NR, N,
+                          acc, j->level);
         }
     }
-    free(tile);
+    free(tile), free(panels);
 }
 
 int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                           int accumulate, tl_err_t *err) {
     if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
         return tl_fail(err, "matmul backward: unsupported weight type %u", w->type);
-    bwd_job_t j = {.dx = dx, .dy = dy, .w = w, .n_tokens = n_tokens, .accumulate = accumulate, .level = env->level};
+    bwd_job_t j = {.dx = dx, .w = w, .n_tokens = n_tokens, .accumulate = accumulate, .level = env->level};
     if (w->type == GGML_TYPE_F32) {
         j.blk = 1;
         j.blk_bytes = sizeof(float);
@@ -200,8 +258,12 @@ int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int 
                            (long long)w->n_in);
     }
     if (n_tokens <= 0) return 0;
+    float *owned;
+    if (!(j.dyp = pack_a(dy, n_tokens, (int)w->n_out, env, &owned)))
+        return tl_fail(err, "matmul backward: out of memory");
     if (env->pool) threadpool_run(env->pool, bwd_cols, &j);
     else bwd_cols(&j, 0, 1);
+    free(owned);
     if (j.failed) return tl_fail(err, "matmul backward: out of memory or bad block data");
     return 0;
 }
@@ -212,7 +274,7 @@ enum { FWD_KC = 256 }; /* summed columns per pass over the token blocks (a 32 Ki
 
 typedef struct {
     float *y;
-    const float *x;
+    const float *xp; /* x packed (tl_gemm_pack_a), K = n_in */
     const mm_weight_t *w;
     int n_tokens;
     cpu_level_t level;
@@ -254,8 +316,8 @@ static void fwd_rows(void *arg, int ith, int nth) {
         }
         for (long k0 = 0; k0 < N; k0 += FWD_KC) {
             int kc = N - k0 < FWD_KC ? (int)(N - k0) : FWD_KC;
-            tl_gemm_panel(j->n_tokens, kc, j->x + k0, N, packed + k0 * TL_GEMM_NR, TL_GEMM_NR, R, j->y + o0, O,
-                          k0 > 0, j->level);
+            tl_gemm_panel(j->n_tokens, kc, j->xp + k0 * TL_GEMM_MR, N * TL_GEMM_MR, packed + k0 * TL_GEMM_NR,
+                          TL_GEMM_NR, R, j->y + o0, O, k0 > 0, j->level);
         }
     }
     free(rows), free(packed);
@@ -266,9 +328,12 @@ int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n
     if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
         return tl_fail(err, "matmul: unsupported weight type %u", w->type);
     if (n_tokens <= 0) return 0;
-    fwd_job_t j = {.y = y, .x = x, .w = w, .n_tokens = n_tokens, .level = env->level};
+    fwd_job_t j = {.y = y, .w = w, .n_tokens = n_tokens, .level = env->level};
+    float *owned;
+    if (!(j.xp = pack_a(x, n_tokens, (int)w->n_in, env, &owned))) return tl_fail(err, "matmul: out of memory");
     if (env->pool) threadpool_run(env->pool, fwd_rows, &j);
     else fwd_rows(&j, 0, 1);
+    free(owned);
     if (j.failed) return tl_fail(err, "matmul: out of memory or bad block data");
     return 0;
 }

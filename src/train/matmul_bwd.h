@@ -17,24 +17,34 @@
 #include "quant/matmul.h"
 
 /* dx[t * n_in + i] (+)= sum_o dy[t * n_out + o] * W[o][i], t < n_tokens.
- * accumulate: add into dx; otherwise overwrite. Uses env->pool and env->level
- * (env->scratch is not used). Fails on an unsupported weight type. */
+ * accumulate: add into dx; otherwise overwrite. Uses env->pool, env->level
+ * and env->scratch for the packed dy when it is large enough (else allocates).
+ * Fails on an unsupported weight type. */
 int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                           int accumulate, tl_err_t *err);
 
 /* y[t * n_out + o] = sum_i W[o][i] * x[t * n_in + i]. Output rows are split
- * over the threads. */
+ * over the threads; env->scratch as above (packed x). */
 int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                            tl_err_t *err);
 
-/* Panel width of tl_gemm_panel (columns of B and C per call). */
-enum { TL_GEMM_NR = 32 };
+/* Panel width of tl_gemm_panel (columns of B and C per call) and its token block. */
+enum { TL_GEMM_NR = 32, TL_GEMM_MR = 8 };
 
-/* Kernel: for t < T, j < nr (nr <= TL_GEMM_NR):
- *   C[t * ldc + j] = (accumulate ? C[t * ldc + j] : 0) + sum_{k < K} A[t * lda + k] * B[k * ldb + j]
- * summed as fmaf(A, B, s) in ascending k. Tokens are register-blocked by 8
- * (AVX-512: 8 x 32 accumulators), the B rows are read nr wide. */
-void tl_gemm_panel(int T, int K, const float *A, long lda, const float *B, long ldb, int nr, float *C, long ldc,
+/* Packs A (T x K, row stride lda) into token blocks of TL_GEMM_MR: block b
+ * holds A[b * MR + a][k] at Ap[b * K * MR + k * MR + a], rows past T zero.
+ * Ap holds tl_gemm_packed_floats(T, K) floats. Tokens [t0, t1) only, t0 a
+ * multiple of MR (so that threads can pack disjoint blocks). */
+size_t tl_gemm_packed_floats(int T, int K);
+void tl_gemm_pack_a(float *Ap, const float *A, long lda, int T, int K, int t0, int t1);
+
+/* Kernel: for t < T, j < nr (nr <= TL_GEMM_NR), with A packed by
+ * tl_gemm_pack_a (Ap may point at column k0 of the packed A: Ap + k0 * MR;
+ * ap_ld = floats between token blocks, MR * the packed K):
+ *   C[t * ldc + j] = (accumulate ? C[t * ldc + j] : 0) + sum_{k < K} A[t][k] * B[k * ldb + j]
+ * summed as fmaf(A, B, s) in ascending k. AVX-512: 8 tokens x 32 columns in
+ * 16 zmm accumulators per block; AVX2: 4 x 16; scalar: the plain loop. */
+void tl_gemm_panel(int T, int K, const float *Ap, long ap_ld, const float *B, long ldb, int nr, float *C, long ldc,
                    int accumulate, cpu_level_t level);
 
 #endif

@@ -108,6 +108,8 @@ int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max
         g->dax = falloc(N * (size_t)r), g->drop = falloc(N * g->max_in), g->dtmp = falloc(N * g->max_in);
         g->att_tmp = falloc((size_t)g->n_threads * N);
         g->mm_scratch_bytes = matmul_scratch_bytes(g->max_in, max_tokens);
+        size_t packed = sizeof(float) * tl_gemm_packed_floats(max_tokens, (int)g->max_in); /* packed activations */
+        if (packed > g->mm_scratch_bytes) g->mm_scratch_bytes = packed;
         g->mm_scratch = aligned_alloc(64, (g->mm_scratch_bytes + 63) & ~(size_t)63);
         bad = !g->x || !g->xn || !g->tmp || !g->h || !g->rope || !g->dx || !g->dxn || !g->dh || !g->dg || !g->du ||
               !g->dq || !g->datt || !g->dk || !g->dv || !g->dax || !g->drop || !g->dtmp || !g->att_tmp ||

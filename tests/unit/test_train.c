@@ -191,28 +191,35 @@ TEST(sgemm_all_transpositions_match_naive) {
  * strided operands and both the overwrite and accumulate forms. */
 TEST(gemm_panel_simd_bit_identical_to_scalar) {
     enum { TMAX = 19, KMAX = 70, LDA = 73, LDB = 37, LDC = 41 };
-    static float A[TMAX * LDA], B[KMAX * LDB], c0[TMAX * LDC], c1[TMAX * LDC], c2[TMAX * LDC];
+    static float A[TMAX * LDA], Ap[24 * KMAX], B[KMAX * LDB], c0[TMAX * LDC], c1[TMAX * LDC], c2[TMAX * LDC];
     for (int i = 0; i < TMAX * LDA; i++) A[i] = frand();
     for (int i = 0; i < KMAX * LDB; i++) B[i] = frand();
     cpu_level_t have = cpu_detect_level();
     int bad = 0;
     for (int nt = 1; nt <= TMAX; nt += 3)
-        for (int K = 1; K <= KMAX; K += 23)
+        for (int K = 1; K <= KMAX; K += 23) {
+            CHECK(tl_gemm_packed_floats(nt, K) <= sizeof Ap / sizeof Ap[0]);
+            memset(Ap, 0xff, sizeof Ap); /* NaN: the padding rows must be written as zeros */
+            tl_gemm_pack_a(Ap, A, LDA, nt, K, 0, nt < 8 ? nt : 8); /* two calls, as two threads pack */
+            if (nt > 8) tl_gemm_pack_a(Ap, A, LDA, nt, K, 8, nt);
             for (int nr = 1; nr <= TL_GEMM_NR; nr += (nr < 17 ? 5 : 3))
                 for (int acc = 0; acc < 2; acc++) {
                     for (int i = 0; i < TMAX * LDC; i++) c0[i] = c1[i] = c2[i] = 0.25f * (float)(i % 13) - 1.0f;
-                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c0, LDC, acc, CPU_LEVEL_SCALAR);
-                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c1, LDC, acc, have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2);
-                    tl_gemm_panel(nt, K, A, LDA, B, LDB, nr, c2, LDC, acc, have);
+                    long ap_ld = (long)K * TL_GEMM_MR;
+                    tl_gemm_panel(nt, K, Ap, ap_ld, B, LDB, nr, c0, LDC, acc, CPU_LEVEL_SCALAR);
+                    tl_gemm_panel(nt, K, Ap, ap_ld, B, LDB, nr, c1, LDC, acc,
+                                  have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2);
+                    tl_gemm_panel(nt, K, Ap, ap_ld, B, LDB, nr, c2, LDC, acc, have);
+                    /* whole buffers compared: nothing written outside the block */
                     bad += memcmp(c0, c1, sizeof c0) != 0 || memcmp(c0, c2, sizeof c0) != 0;
-                    /* (whole buffers compared: nothing written outside the block); the block right */
                     for (int t = 0; t < nt; t++)
                         for (int j = 0; j < nr; j++) {
                             double s = acc ? 0.25 * ((t * LDC + j) % 13) - 1.0 : 0.0;
                             for (int k = 0; k < K; k++) s += (double)A[t * LDA + k] * B[k * LDB + j];
-                            bad += fabs(c0[t * LDC + j] - s) > 1e-4;
+                            bad += !(fabs(c0[t * LDC + j] - s) <= 1e-4);
                         }
                 }
+        }
     CHECK(bad == 0);
 }
 
