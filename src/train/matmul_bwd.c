@@ -151,33 +151,104 @@ void tl_gemm_panel(int T, int K, const float *Ap, long ap_ld, const float *B, lo
     else gemm_panel_scalar(T, K, Ap, ap_ld, B, ldb, nr, C, ldc, accumulate);
 }
 
-/* Packed copy of A for one product: env->scratch when large enough, else
- * allocated (*owned set). Packed by the threads, token blocks split. */
+/* Packed copy of alpha * A for one product, A[t][k] = A[t * sa_t + k * sa_k]:
+ * env->scratch when large enough, else allocated (*owned set). Packed by the
+ * threads, token blocks split. */
 typedef struct {
     float *Ap;
     const float *A;
+    long sa_t, sa_k;
+    float alpha;
     int T, K;
 } pack_job_t;
+
+static void pack_strided(const pack_job_t *j, int b) {
+    float *p = j->Ap + (size_t)b * j->K * TL_GEMM_MR;
+    int n = j->T - b * TL_GEMM_MR < TL_GEMM_MR ? j->T - b * TL_GEMM_MR : TL_GEMM_MR;
+    const float *a = j->A + (long)b * TL_GEMM_MR * j->sa_t;
+    if (n < TL_GEMM_MR) memset(p, 0, sizeof(float) * (size_t)j->K * TL_GEMM_MR);
+    if (j->sa_t == 1) /* transposed source: 8 consecutive floats per k */
+        for (int k = 0; k < j->K; k++)
+            for (int r = 0; r < n; r++) p[k * TL_GEMM_MR + r] = j->alpha * a[k * j->sa_k + r];
+    else
+        for (int r = 0; r < n; r++)
+            for (int k = 0; k < j->K; k++) p[k * TL_GEMM_MR + r] = j->alpha * a[r * j->sa_t + k * j->sa_k];
+}
 
 static void pack_blocks(void *arg, int ith, int nth) {
     pack_job_t *j = arg;
     long b0, b1;
     threadpool_split((j->T + TL_GEMM_MR - 1) / TL_GEMM_MR, ith, nth, &b0, &b1);
     if (b0 >= b1) return;
-    int t1 = (int)(b1 * TL_GEMM_MR) < j->T ? (int)(b1 * TL_GEMM_MR) : j->T;
-    tl_gemm_pack_a(j->Ap, j->A, j->K, j->T, j->K, (int)(b0 * TL_GEMM_MR), t1);
+    if (j->alpha == 1.0f && j->sa_k == 1) {
+        int t1 = (int)(b1 * TL_GEMM_MR) < j->T ? (int)(b1 * TL_GEMM_MR) : j->T;
+        tl_gemm_pack_a(j->Ap, j->A, j->sa_t, j->T, j->K, (int)(b0 * TL_GEMM_MR), t1);
+    } else
+        for (long b = b0; b < b1; b++) pack_strided(j, (int)b);
 }
 
-static float *pack_a(const float *A, int T, int K, const mm_env_t *env, float **owned) {
+static float *pack_a_strided(const float *A, long sa_t, long sa_k, float alpha, int T, int K, threadpool_t *pool,
+                             void *scratch, size_t scratch_bytes, float **owned) {
     size_t n = tl_gemm_packed_floats(T, K);
     float *Ap = NULL;
     *owned = NULL;
-    if (env->scratch && env->scratch_bytes >= n * sizeof(float)) Ap = env->scratch;
+    if (scratch && scratch_bytes >= n * sizeof(float)) Ap = scratch;
     else if (!(Ap = *owned = malloc(sizeof(float) * (n ? n : 1)))) return NULL;
-    pack_job_t j = {Ap, A, T, K};
-    if (env->pool && (size_t)T * (size_t)K >= 4096) threadpool_run(env->pool, pack_blocks, &j);
+    pack_job_t j = {Ap, A, sa_t, sa_k, alpha, T, K};
+    if (pool && (size_t)T * (size_t)K >= 4096) threadpool_run(pool, pack_blocks, &j);
     else pack_blocks(&j, 0, 1);
     return Ap;
+}
+
+static float *pack_a(const float *A, int T, int K, const mm_env_t *env, float **owned) {
+    return pack_a_strided(A, K, 1, 1.0f, T, K, env->pool, env->scratch, env->scratch_bytes, owned);
+}
+
+/* General product over packed A: the grid of (8-row block, 32-column panel)
+ * tiles is split over the threads, by panels when there are enough of them,
+ * else by row blocks. */
+typedef struct {
+    const float *Ap, *B;
+    float *C;
+    long ldb, ldc;
+    int M, N, K, accumulate;
+    cpu_level_t level;
+} gemm_job_t;
+
+static void gemm_tiles(void *arg, int ith, int nth) {
+    const gemm_job_t *j = arg;
+    long np = (j->N + TL_GEMM_NR - 1) / TL_GEMM_NR, nb = (j->M + TL_GEMM_MR - 1) / TL_GEMM_MR, lo, hi;
+    long ap_ld = (long)j->K * TL_GEMM_MR;
+    if (np >= 2L * nth) {
+        threadpool_split(np, ith, nth, &lo, &hi);
+        for (long p = lo; p < hi; p++) {
+            int nr = j->N - p * TL_GEMM_NR < TL_GEMM_NR ? (int)(j->N - p * TL_GEMM_NR) : TL_GEMM_NR;
+            tl_gemm_panel(j->M, j->K, j->Ap, ap_ld, j->B + p * TL_GEMM_NR, j->ldb, nr, j->C + p * TL_GEMM_NR, j->ldc,
+                          j->accumulate, j->level);
+        }
+    } else {
+        threadpool_split(nb, ith, nth, &lo, &hi);
+        if (lo >= hi) return;
+        int m0 = (int)(lo * TL_GEMM_MR), m1 = (int)(hi * TL_GEMM_MR) < j->M ? (int)(hi * TL_GEMM_MR) : j->M;
+        for (long p = 0; p < np; p++) {
+            int nr = j->N - p * TL_GEMM_NR < TL_GEMM_NR ? (int)(j->N - p * TL_GEMM_NR) : TL_GEMM_NR;
+            tl_gemm_panel(m1 - m0, j->K, j->Ap + lo * ap_ld, ap_ld, j->B + p * TL_GEMM_NR, j->ldb, nr,
+                          j->C + (long)m0 * j->ldc + p * TL_GEMM_NR, j->ldc, j->accumulate, j->level);
+        }
+    }
+}
+
+int tl_gemm(threadpool_t *pool, cpu_level_t level, int M, int N, int K, float alpha, const float *A, long sa_m,
+            long sa_k, const float *B, long ldb, int accumulate, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    float *owned;
+    const float *Ap = pack_a_strided(A, sa_m, sa_k, alpha, M, K, pool, NULL, 0, &owned);
+    if (!Ap) return -1;
+    gemm_job_t j = {Ap, B, C, ldb, ldc, M, N, K, accumulate, level};
+    if (pool && (long)M * N * K >= 65536) threadpool_run(pool, gemm_tiles, &j);
+    else gemm_tiles(&j, 0, 1);
+    free(owned);
+    return 0;
 }
 
 /* ---- backward: dx = dy . W, columns of W split over the threads ---- */

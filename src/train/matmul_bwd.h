@@ -47,4 +47,12 @@ void tl_gemm_pack_a(float *Ap, const float *A, long lda, int T, int K, int t0, i
 void tl_gemm_panel(int T, int K, const float *Ap, long ap_ld, const float *B, long ldb, int nr, float *C, long ldc,
                    int accumulate, cpu_level_t level);
 
+/* C[m * ldc + n] = (accumulate ? C : 0) + sum_k (alpha * A[m * sa_m + k * sa_k]) * B[k * ldb + n]
+ * for m < M, n < N: A (either orientation, through its strides) is packed
+ * scaled by alpha, then multiplied panel by panel; the tiles are split over
+ * the pool's threads (NULL: the calling thread). Each element is one FMA
+ * chain in ascending k, whatever the thread count. Fails only when out of memory. */
+int tl_gemm(threadpool_t *pool, cpu_level_t level, int M, int N, int K, float alpha, const float *A, long sa_m,
+            long sa_k, const float *B, long ldb, int accumulate, float *C, long ldc);
+
 #endif

@@ -2,7 +2,10 @@
 #include "train/ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "train/matmul_bwd.h"
 
 void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, int n, float eps, int accumulate) {
     double ss = 0.0, dot = 0.0;
@@ -158,9 +161,23 @@ static void sgemm_rows(void *arg, int ith, int nth) {
     }
 }
 
-void train_sgemm(threadpool_t *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A, long lda,
-                 const float *B, long ldb, float beta, float *C, long ldc) {
-    sgemm_job_t j = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+void train_sgemm(threadpool_t *pool, cpu_level_t level, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (beta != 0.0f && beta != 1.0f)
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) C[m * ldc + n] *= beta;
+    float *bt = NULL;
+    if (tb && (bt = malloc(sizeof(float) * (size_t)K * (size_t)N)))
+        for (int k = 0; k < K; k++)
+            for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[n * ldb + k];
+    if ((!tb || bt) && !tl_gemm(pool, level, M, N, K, alpha, A, ta ? 1 : lda, ta ? lda : 1, tb ? bt : B, tb ? N : ldb,
+                                beta != 0.0f, C, ldc)) {
+        free(bt);
+        return;
+    }
+    free(bt); /* out of memory: the unpacked loop */
+    sgemm_job_t j = {ta, tb, M, N, K, alpha, beta == 0.0f ? 0.0f : 1.0f, A, B, C, lda, ldb, ldc};
     if (pool && M > 1) threadpool_run(pool, sgemm_rows, &j);
     else sgemm_rows(&j, 0, 1);
 }

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "core/cpu.h"
 #include "core/threadpool.h"
 
 /* dx (+)= d/dx of y = x * rms(x)^-1 * w given dy (w frozen, no gradient).
@@ -38,10 +39,12 @@ void causal_attention_backward(float *dq, float *dk, float *dv, const float *dou
 double cross_entropy_forward_backward(const float *logits, int n, int32_t target, float *dlogits, float gscale);
 
 /* C[m][n] = beta * C[m][n] + alpha * sum_k op(A)[m][k] * op(B)[k][n],
- * op(A)[m][k] = ta ? A[k * lda + m] : A[m * lda + k], likewise B. Rows of C are
- * split over the pool's threads (pool may be NULL); beta = 0 ignores C's
- * previous contents. Each element is summed in a fixed order. */
-void train_sgemm(threadpool_t *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A, long lda,
-                 const float *B, long ldb, float beta, float *C, long ldc);
+ * op(A)[m][k] = ta ? A[k * lda + m] : A[m * lda + k], likewise B. Runs on the
+ * panel kernel of train/matmul_bwd.h at the given SIMD level (alpha * op(A)
+ * packed, op(B) transposed first when tb), tiles split over the pool's
+ * threads (pool may be NULL); beta = 0 ignores C's previous contents. Each
+ * element is summed in a fixed order, whatever the thread count. */
+void train_sgemm(threadpool_t *pool, cpu_level_t level, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
 
 #endif

@@ -161,15 +161,11 @@ static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const
     if (!lm) return 0;
     const float *xa = lora_input(g, x, N, lm->n_in, layer, target);
     threadpool_t *pool = g->m->pool;
-    (void)pool;
-    mm_weight_t wa = {.type = GGML_TYPE_F32, .n_in = lm->n_in, .n_out = lm->rank, .data = lm->a,
-                      .row_bytes = sizeof(float) * (size_t)lm->n_in};
-    mm_weight_t wb = {.type = GGML_TYPE_F32, .n_in = lm->rank, .n_out = lm->n_out, .data = lm->b,
-                      .row_bytes = sizeof(float) * (size_t)lm->rank};
-    if (matmul_forward_dequant(ax, xa, &wa, N, &env, err) || matmul_forward_dequant(g->dtmp, ax, &wb, N, &env, err))
-        return -1;
-    float sc = g->lora->scale;
-    for (long i = 0; i < (long)N * n_out; i++) y[i] += sc * g->dtmp[i];
+    /* ax = x' A^T; y += scale * ax B^T */
+    train_sgemm(pool, g->m->level, 0, 1, N, lm->rank, lm->n_in, 1.0f, xa, lm->n_in, lm->a, lm->n_in, 0.0f, ax,
+                lm->rank);
+    train_sgemm(pool, g->m->level, 0, 1, N, lm->n_out, lm->rank, g->lora->scale, ax, lm->rank, lm->b, lm->rank, 1.0f,
+                y, lm->n_out);
     return 0;
 }
 
@@ -184,15 +180,15 @@ static int proj_backward(train_graph_t *g, float *dx, int accumulate, int need_d
     float s = g->lora->scale;
     int r = lm->rank;
     /* dax = s dy B; gB += s dy^T ax; gA += dax^T x'; dx += (dax A) * mask */
-    train_sgemm(pool, 0, 0, N, r, lm->n_out, s, dy, lm->n_out, lm->b, r, 0.0f, g->dax, r);
-    if (lm->gb) train_sgemm(pool, 1, 0, lm->n_out, r, N, s, dy, lm->n_out, ax, r, 1.0f, lm->gb, r);
+    train_sgemm(pool, g->m->level, 0, 0, N, r, lm->n_out, s, dy, lm->n_out, lm->b, r, 0.0f, g->dax, r);
+    if (lm->gb) train_sgemm(pool, g->m->level, 1, 0, lm->n_out, r, N, s, dy, lm->n_out, ax, r, 1.0f, lm->gb, r);
     const float *xa = lora_input(g, x, N, lm->n_in, layer, target);
-    if (lm->ga) train_sgemm(pool, 1, 0, r, lm->n_in, N, 1.0f, g->dax, r, xa, lm->n_in, 1.0f, lm->ga, lm->n_in);
+    if (lm->ga) train_sgemm(pool, g->m->level, 1, 0, r, lm->n_in, N, 1.0f, g->dax, r, xa, lm->n_in, 1.0f, lm->ga, lm->n_in);
     if (!need_dx) return 0;
     if (g->drop_p == 0.0f) {
-        train_sgemm(pool, 0, 0, N, lm->n_in, r, 1.0f, g->dax, r, lm->a, lm->n_in, 1.0f, dx, lm->n_in);
+        train_sgemm(pool, g->m->level, 0, 0, N, lm->n_in, r, 1.0f, g->dax, r, lm->a, lm->n_in, 1.0f, dx, lm->n_in);
     } else {
-        train_sgemm(pool, 0, 0, N, lm->n_in, r, 1.0f, g->dax, r, lm->a, lm->n_in, 0.0f, g->dtmp, lm->n_in);
+        train_sgemm(pool, g->m->level, 0, 0, N, lm->n_in, r, 1.0f, g->dax, r, lm->a, lm->n_in, 0.0f, g->dtmp, lm->n_in);
         for (long i = 0; i < (long)N * lm->n_in; i++) dx[i] += g->dtmp[i] * drop_scale(g, layer, target, i);
     }
     return 0;

@@ -166,24 +166,44 @@ TEST(cross_entropy_gradient_is_softmax_minus_onehot) {
     CHECK_NEAR(cross_entropy_forward_backward(zz, V, 7, zz, 1.0f), lp, 1e-12);
 }
 
+/* Every transposition and beta against a double-precision product; the SIMD
+ * levels and 1..3 threads bit-identical to the scalar single-thread result. */
 TEST(sgemm_all_transpositions_match_naive) {
-    enum { M = 7, N = 9, K = 5 };
-    float A[M * K], B[K * N], At[K * M], Bt[N * K], C[M * N];
+    enum { M = 37, N = 70, K = 45 };
+    static float A[M * K], B[K * N], At[K * M], Bt[N * K], C[M * N], ref[M * N];
     for (int i = 0; i < M; i++)
         for (int k = 0; k < K; k++) A[i * K + k] = At[k * M + i] = frand();
     for (int k = 0; k < K; k++)
         for (int j = 0; j < N; j++) B[k * N + j] = Bt[j * K + k] = frand();
+    static const float betas[] = {0.0f, 1.0f, 0.5f};
+    cpu_level_t have = cpu_detect_level();
+    int bad = 0, differ = 0;
     for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            for (int i = 0; i < M * N; i++) C[i] = 1.0f;
-            train_sgemm(NULL, ta, tb, M, N, K, 2.0f, ta ? At : A, ta ? M : K, tb ? Bt : B, tb ? K : N, 0.5f, C, N);
-            for (int i = 0; i < M; i++)
-                for (int j = 0; j < N; j++) {
-                    double s = 0;
-                    for (int k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
-                    CHECK_NEAR(C[i * N + j], 0.5 + 2 * s, 1e-5);
+        for (int tb = 0; tb < 2; tb++)
+            for (int bi = 0; bi < 3; bi++)
+                for (int run = 0; run < 5; run++) {
+                    /* run 0: scalar, 1 thread; 1: the detected level; 2..4: AVX2-capped, then 2 and 3 threads */
+                    cpu_level_t lv = run == 0 ? CPU_LEVEL_SCALAR
+                                     : run == 2 ? (have < CPU_LEVEL_AVX2 ? have : CPU_LEVEL_AVX2)
+                                                : have;
+                    threadpool_t *pool = NULL;
+                    tl_err_t err;
+                    if (run >= 3) CHECK(threadpool_new(&pool, run - 1, &err) == 0);
+                    for (int i = 0; i < M * N; i++) C[i] = 1.0f;
+                    train_sgemm(pool, lv, ta, tb, M, N, K, 2.0f, ta ? At : A, ta ? M : K, tb ? Bt : B, tb ? K : N,
+                                betas[bi], C, N);
+                    threadpool_free(pool);
+                    if (run == 0) memcpy(ref, C, sizeof C);
+                    else differ += memcmp(ref, C, sizeof C) != 0;
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) {
+                            double s = 0;
+                            for (int k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
+                            bad += !(fabs(C[i * N + j] - (betas[bi] + 2 * s)) <= 1e-4);
+                        }
                 }
-        }
+    CHECK(bad == 0);
+    CHECK(differ == 0);
 }
 
 /* The panel kernel: every SIMD level bit-identical to the scalar FMA chain,
