@@ -1,6 +1,7 @@
 /* Training kernels (see ops.h). */
 #include "train/ops.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,67 +45,136 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
     }
 }
 
-static float dot_f32(const float *a, const float *b, int n) {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+/* Attention dot products and row updates. The SIMD and scalar forms compute
+ * the same thing bit for bit: a dot product is 16 lane sums (lane l takes the
+ * elements l, l + 16, ... as an FMA chain) folded 16 -> 8 -> 4 -> 2 -> 1 by
+ * pairwise adds; an update y += a x is one FMA per element. The SIMD form
+ * needs head_dim a multiple of 16 (else the scalar form runs). */
+static float dot16_scalar(const float *a, const float *b, int n) {
+    float l[16] = {0};
+    for (int i = 0; i < n; i++) l[i % 16] = __builtin_fmaf(a[i], b[i], l[i % 16]);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
+    return l[0];
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
+static void attn_fwd_row_scalar(float *o, float *p, const float *qi, const float *k, const float *v, int i, int hd,
+                                long kvstride, float scale) {
+    float mx = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        p[j] = scale * dot16_scalar(qi, k + j * kvstride, hd);
+        if (p[j] > mx) mx = p[j];
+    }
+    double sum = 0.0;
+    for (int j = 0; j <= i; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j <= i; j++) p[j] *= inv;
+    memset(o, 0, sizeof(float) * (size_t)hd);
+    for (int j = 0; j <= i; j++) axpy_scalar(o, p[j], v + j * kvstride, hd);
+}
+
+static void attn_bwd_row_scalar(float *dqi, float *dk, float *dv, const float *doi, const float *p, const float *qi,
+                                const float *k, const float *v, int i, int hd, long kvstride, float scale,
+                                float *tmp) {
+    double s = 0.0;
+    for (int j = 0; j <= i; j++) {
+        tmp[j] = dot16_scalar(doi, v + j * kvstride, hd);
+        s += (double)p[j] * tmp[j];
+    }
+    float sf = (float)s;
+    memset(dqi, 0, sizeof(float) * (size_t)hd);
+    for (int j = 0; j <= i; j++) {
+        float pj = p[j], ds = pj * (tmp[j] - sf) * scale;
+        axpy_scalar(dqi, ds, k + j * kvstride, hd);
+        axpy_scalar(dk + j * kvstride, ds, qi, hd);
+        axpy_scalar(dv + j * kvstride, pj, doi, hd);
+    }
+}
+
+__attribute__((target("avx512f"))) static inline float dot16_avx512(const float *a, const float *b, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+__attribute__((target("avx512f"))) static void axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+}
+
+__attribute__((target("avx512f"))) static void attn_fwd_row_avx512(float *o, float *p, const float *qi,
+                                                                             const float *k, const float *v, int i,
+                                                                             int hd, long kvstride, float scale) {
+    float mx = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        p[j] = scale * dot16_avx512(qi, k + j * kvstride, hd);
+        if (p[j] > mx) mx = p[j];
+    }
+    double sum = 0.0;
+    for (int j = 0; j <= i; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j <= i; j++) p[j] *= inv;
+    memset(o, 0, sizeof(float) * (size_t)hd);
+    for (int j = 0; j <= i; j++) axpy_avx512(o, p[j], v + j * kvstride, hd);
+}
+
+__attribute__((target("avx512f"))) static void attn_bwd_row_avx512(float *dqi, float *dk, float *dv,
+                                                                             const float *doi, const float *p,
+                                                                             const float *qi, const float *k,
+                                                                             const float *v, int i, int hd,
+                                                                             long kvstride, float scale, float *tmp) {
+    double s = 0.0;
+    for (int j = 0; j <= i; j++) {
+        tmp[j] = dot16_avx512(doi, v + j * kvstride, hd);
+        s += (double)p[j] * tmp[j];
+    }
+    float sf = (float)s;
+    memset(dqi, 0, sizeof(float) * (size_t)hd);
+    for (int j = 0; j <= i; j++) {
+        float pj = p[j], ds = pj * (tmp[j] - sf) * scale;
+        axpy_avx512(dqi, ds, k + j * kvstride, hd);
+        axpy_avx512(dk + j * kvstride, ds, qi, hd);
+        axpy_avx512(dv + j * kvstride, pj, doi, hd);
+    }
 }
 
 void causal_attention_forward(float *out, float *P, const float *q, const float *k, const float *v, int T,
-                              int head_dim, long qstride, long kvstride, float scale) {
+                              int head_dim, long qstride, long kvstride, float scale, cpu_level_t level) {
+    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
     for (int i = 0; i < T; i++) {
         float *p = P + (long)i * T;
-        const float *qi = q + i * qstride;
-        float mx = -INFINITY;
-        for (int j = 0; j <= i; j++) {
-            p[j] = scale * dot_f32(qi, k + j * kvstride, head_dim);
-            if (p[j] > mx) mx = p[j];
-        }
-        double sum = 0.0;
-        for (int j = 0; j <= i; j++) {
-            p[j] = expf(p[j] - mx);
-            sum += p[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j <= i; j++) p[j] *= inv;
+        if (simd) attn_fwd_row_avx512(out + i * qstride, p, q + i * qstride, k, v, i, head_dim, kvstride, scale);
+        else attn_fwd_row_scalar(out + i * qstride, p, q + i * qstride, k, v, i, head_dim, kvstride, scale);
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
-        float *o = out + i * qstride;
-        memset(o, 0, sizeof(float) * (size_t)head_dim);
-        for (int j = 0; j <= i; j++) {
-            const float *vj = v + j * kvstride;
-            float pj = p[j];
-            for (int d = 0; d < head_dim; d++) o[d] += pj * vj[d];
-        }
     }
 }
 
 void causal_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *P, const float *q,
                                const float *k, const float *v, int T, int head_dim, long qstride, long kvstride,
-                               float scale, float *tmp) {
+                               float scale, float *tmp, cpu_level_t level) {
+    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
     for (int i = 0; i < T; i++) {
-        const float *p = P + (long)i * T;
-        const float *doi = dout + i * qstride;
-        /* dP[j] = dout_i . v_j; dS = P * (dP - sum_j P dP) */
-        double s = 0.0;
-        for (int j = 0; j <= i; j++) {
-            tmp[j] = dot_f32(doi, v + j * kvstride, head_dim);
-            s += (double)p[j] * tmp[j];
-        }
-        float sf = (float)s;
-        float *dqi = dq + i * qstride;
-        memset(dqi, 0, sizeof(float) * (size_t)head_dim);
-        const float *qi = q + i * qstride;
-        for (int j = 0; j <= i; j++) {
-            float pj = p[j];
-            float ds = pj * (tmp[j] - sf) * scale;
-            const float *kj = k + j * kvstride;
-            float *dkj = dk + j * kvstride, *dvj = dv + j * kvstride;
-            for (int d = 0; d < head_dim; d++) {
-                dqi[d] += ds * kj[d];
-                dkj[d] += ds * qi[d];
-                dvj[d] += pj * doi[d];
-            }
-        }
+        if (simd)
+            attn_bwd_row_avx512(dq + i * qstride, dk, dv, dout + i * qstride, P + (long)i * T, q + i * qstride, k, v,
+                                i, head_dim, kvstride, scale, tmp);
+        else
+            attn_bwd_row_scalar(dq + i * qstride, dk, dv, dout + i * qstride, P + (long)i * T, q + i * qstride, k, v,
+                                i, head_dim, kvstride, scale, tmp);
     }
 }
 

@@ -24,14 +24,16 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
 /* Causal self-attention over one sequence of T tokens for one query head:
  * q, k, v, out rows are `qstride` / `kvstride` / `qstride` floats apart
  * (pointing at the head's first element). P (T x T, row i = query i) receives
- * the probabilities; entries above the diagonal are set to 0. */
+ * the probabilities; entries above the diagonal are set to 0. The AVX-512
+ * level (head_dim a multiple of 16) is bit-identical to the scalar one: dot
+ * products as 16 FMA lane chains folded pairwise, updates as one FMA each. */
 void causal_attention_forward(float *out, float *P, const float *q, const float *k, const float *v, int T,
-                              int head_dim, long qstride, long kvstride, float scale);
+                              int head_dim, long qstride, long kvstride, float scale, cpu_level_t level);
 /* Backward of one head: dq is written, dk and dv are accumulated (several query
  * heads share a kv head). tmp needs T floats. */
 void causal_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *P, const float *q,
                                const float *k, const float *v, int T, int head_dim, long qstride, long kvstride,
-                               float scale, float *tmp);
+                               float scale, float *tmp, cpu_level_t level);
 
 /* Log-softmax cross-entropy of one logit row against `target` (dlogits may be
  * the logits row itself, overwritten): returns

@@ -215,7 +215,7 @@ static void attn_forward_job(void *arg, int ith, int nth) {
         long kvo = (long)(h / group) * hd;
         causal_attention_forward(j->a->att + off * g->Q + (long)h * hd, j->a->P + j->p_off[s] + (size_t)h * T * T,
                                  j->a->q + off * g->Q + (long)h * hd, j->a->k + off * g->KV + kvo,
-                                 j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV, scale);
+                                 j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV, scale, g->m->level);
     }
 }
 
@@ -240,7 +240,7 @@ static void attn_backward_job(void *arg, int ith, int nth) {
             causal_attention_backward(g->dq + qo, g->dk + off * g->KV + kvo, g->dv + off * g->KV + kvo,
                                       g->datt + qo, j->a->P + j->p_off[s] + (size_t)h * T * T, j->a->q + qo,
                                       j->a->k + off * g->KV + kvo, j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV,
-                                      scale, tmp);
+                                      scale, tmp, g->m->level);
         }
     }
 }

@@ -133,14 +133,14 @@ TEST(causal_attention_backward_matches_finite_differences) {
     float dq[T * HD], dk[T * HD] = {0}, dv[T * HD] = {0}, tmp[T];
     double c[T * HD], g[T * HD], x[T * HD];
     for (int i = 0; i < T * HD; i++) q[i] = frand(), k[i] = frand(), v[i] = frand(), dout[i] = frand(), c[i] = dout[i];
-    causal_attention_forward(out, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD));
+    causal_attention_forward(out, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD), CPU_LEVEL_SCALAR);
     for (int i = 0; i < T; i++) {
         double s = 0;
         for (int j = 0; j < T; j++) s += P[i * T + j];
         CHECK_NEAR(s, 1.0, 1e-6);
         CHECK(P[i * T + T - 1] == 0.0f || i == T - 1); /* causal */
     }
-    causal_attention_backward(dq, dk, dv, dout, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD), tmp);
+    causal_attention_backward(dq, dk, dv, dout, P, q, k, v, T, HD, HD, HD, 1.0f / sqrtf(HD), tmp, CPU_LEVEL_SCALAR);
     const float *src[3] = {q, k, v};
     float *ours[3] = {dq, dk, dv};
     for (int w = 0; w < 3; w++) {
@@ -148,6 +148,43 @@ TEST(causal_attention_backward_matches_finite_differences) {
         for (int i = 0; i < T * HD; i++) x[i] = src[w][i];
         fd_grad(g, attn_d, x, T * HD, T * HD, c, &ctx);
         for (int i = 0; i < T * HD; i++) CHECK_NEAR(ours[w][i], g[i], 2e-4);
+    }
+}
+
+/* The AVX-512 attention rows against the scalar twin, bit for bit: head_dim
+ * 64, strided rows as in the packed batch (q rows 3 heads wide, k/v 2). */
+TEST(causal_attention_simd_bit_identical_to_scalar) {
+    enum { TT = 13, D = 64, QS = 3 * D, KS = 2 * D };
+    static float q[TT * QS], k[TT * KS], v[TT * KS], dout[TT * QS], out[2][TT * QS], P[2][TT * TT];
+    static float dq[2][TT * QS], dk[2][TT * KS], dv[2][TT * KS], tmp[TT];
+    for (int i = 0; i < TT * QS; i++) q[i] = frand(), dout[i] = frand();
+    for (int i = 0; i < TT * KS; i++) k[i] = frand(), v[i] = frand();
+    cpu_level_t lv[2] = {CPU_LEVEL_SCALAR, cpu_detect_level()};
+    for (int r = 0; r < 2; r++) {
+        memset(out[r], 0, sizeof out[r]), memset(dq[r], 0, sizeof dq[r]);
+        memset(dk[r], 0, sizeof dk[r]), memset(dv[r], 0, sizeof dv[r]);
+        causal_attention_forward(out[r] + D, P[r], q + D, k + D, v + D, TT, D, QS, KS, 0.125f, lv[r]);
+        causal_attention_backward(dq[r] + D, dk[r] + D, dv[r] + D, dout + D, P[r], q + D, k + D, v + D, TT, D, QS, KS,
+                                  0.125f, tmp, lv[r]);
+    }
+    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
+    CHECK(memcmp(P[0], P[1], sizeof P[0]) == 0);
+    CHECK(memcmp(dq[0], dq[1], sizeof dq[0]) == 0);
+    CHECK(memcmp(dk[0], dk[1], sizeof dk[0]) == 0);
+    CHECK(memcmp(dv[0], dv[1], sizeof dv[0]) == 0);
+    /* and the scalar output is the attention: row 4 of head 1 by hand */
+    double mx = -1e30, e[TT], sum = 0;
+    for (int j = 0; j <= 4; j++) {
+        double d = 0;
+        for (int c = 0; c < D; c++) d += (double)q[4 * QS + D + c] * k[j * KS + D + c];
+        e[j] = 0.125 * d;
+        if (e[j] > mx) mx = e[j];
+    }
+    for (int j = 0; j <= 4; j++) sum += e[j] = exp(e[j] - mx);
+    for (int c = 0; c < D; c += 7) {
+        double o = 0;
+        for (int j = 0; j <= 4; j++) o += e[j] / sum * v[j * KS + D + c];
+        CHECK_NEAR(out[0][4 * QS + D + c], o, 1e-5);
     }
 }
 
@@ -384,6 +421,7 @@ int main(void) {
     RUN(rope_backward_inverts_the_rotation);
     RUN(swiglu_backward_matches_finite_differences);
     RUN(causal_attention_backward_matches_finite_differences);
+    RUN(causal_attention_simd_bit_identical_to_scalar);
     RUN(cross_entropy_gradient_is_softmax_minus_onehot);
     RUN(sgemm_all_transpositions_match_naive);
     RUN(gemm_panel_simd_bit_identical_to_scalar);
