@@ -672,8 +672,11 @@ static cJSON *read_json_file(const char *path) {
  * final model and the report. */
 static void print_summary(runner_t *R, double total_s, int failed) {
     FILE *out = R->o->out;
-    fprintf(out, "\n== summary: %s (%.0f s)%s\n", R->r->name, total_s, failed ? ", FAILED (the error is below)" : "");
     cJSON *st;
+    const char *failed_at = "";
+    cJSON_ArrayForEach(st, R->run_stages) if (!strcmp(jstr(st, "status"), "failed")) failed_at = jstr(st, "dir");
+    fprintf(out, "\n== summary: %s (%.0f s)%s%s%s\n", R->r->name, total_s, failed ? ", FAILED" : "", *failed_at ? " at stage " : "",
+            failed_at);
     cJSON_ArrayForEach(st, R->run_stages) {
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(st, "seconds");
         fprintf(out, "  %-28s %-8s %7.1f s", jstr(st, "dir"), jstr(st, "status"), cJSON_IsNumber(sec) ? sec->valuedouble : 0.0);

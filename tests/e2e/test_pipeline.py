@@ -10,10 +10,13 @@ the importance figure, run.json and final-q8_0.gguf; the summary names the
 removed block, the final model and the report; a rerun skips every stage;
 --from re-runs only from that stage; a changed eval setting re-runs that eval
 and the report; a run killed during training resumes, skipping the finished
-stages, and ends with the same final model bytes."""
+stages, and ends with the same final model bytes. Progress: plain lines from
+the train, prune and eval stages when stderr is a pipe, bars with ETA when it
+is a terminal (a pty)."""
 import hashlib
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -81,6 +84,24 @@ def sha(path):
     return h.hexdigest()
 
 
+def run_with_pty_stderr(args):
+    """Runs tasklm with stderr on a pseudo-terminal; returns (rc, stderr text)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([TASKLM] + args, stdout=subprocess.DEVNULL, stderr=slave, cwd=ROOT)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return p.wait(), out.decode(errors="replace")
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -131,6 +152,15 @@ def main():
     r = run_tasklm(["pipeline", recipe, "--bogus"])
     c.check(r.returncode == 2, "unknown option: exit 2")
 
+    # a stage that fails at run time: exit 1, the summary still ends the run
+    failing = os.path.join(tmp, "failing.ini")
+    write(failing, open(recipe).read().split("[baseline]")[0].replace("name = tiny", "name = failing") + "[quantize q]\ntype = bogus\n")
+    r = run_tasklm(["pipeline", failing])
+    c.check(r.returncode == 1 and "02-q" in r.stderr and "== summary: failing" in r.stdout and "FAILED at stage 02-q" in r.stdout
+            and "final model: (none: the run stopped before its export stage)" in r.stdout and "report:" in r.stdout,
+            "a failing stage: exit 1 naming it, and the summary (no final model, no report) still printed",
+            f"rc={r.returncode} {r.stdout[-600:]} {r.stderr[-400:]}")
+
     # full run
     t0 = time.time()
     r = run_tasklm(["pipeline", recipe])
@@ -140,6 +170,8 @@ def main():
     c.check(os.path.isfile(final), "final model at runs/NAME/final-q8_0.gguf")
     c.check("final model: " + final in r.stdout, "summary names the final model", r.stdout[-800:])
     c.check("macro-F1" in r.stdout and "q8_0+lora" in r.stdout, "summary shows macro-F1 per variant")
+    c.check("train: step 3/3" in r.stderr and "prune: pass 8/8" in r.stderr and "eval: row 2/2" in r.stderr,
+            "train, prune and eval stages print plain progress lines when stderr is not a terminal", r.stderr[-1500:])
     for s in STAGES:
         m = json.load(open(os.path.join(run_dir, s, "manifest.json")))
         ok = m["status"] == "done" and m["stage"] == s[3:] and m["version"] and m["seconds"] >= 0
@@ -191,6 +223,10 @@ def main():
     r = run_tasklm(["pipeline", recipe, "--from", "export"])
     c.check(r.returncode == 0 and r.stdout.count("up to date, skipped") == len(STAGES) - 2 and "[8/9] 08-export (export)" in r.stdout
             and "[9/9] 09-report (report)" in r.stdout, "--from export re-runs only the export and the report", r.stdout)
+    # on a terminal the stages draw bars with an ETA
+    rc, err = run_with_pty_stderr(["pipeline", recipe, "--from", "prune-1"])
+    c.check(rc == 0 and "\r\x1b[K" in err and "prune [" in err and "eval [" in err and "ETA" in err
+            and "prune: pass" not in err, "stderr on a terminal: prune and eval draw progress bars with ETA", repr(err[-600:]))
     # a changed setting re-runs that stage and, if outputs change, the ones after
     write(recipe, open(recipe).read().replace("\nlimit = 2", "\nlimit = 3", 1))  # the first eval only
     r = run_tasklm(["pipeline", recipe])
