@@ -13,6 +13,9 @@
 #define G_INLINE static inline __attribute__((always_inline))
 
 #define TS MM_GEMM_TS
+#ifndef GEMM_REDUCE16
+#define GEMM_REDUCE16 1
+#endif
 
 G512 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -111,19 +114,24 @@ G512 G_INLINE __m512i nibble_pair(const uint8_t *q0, const uint8_t *q1) {
 }
 
 /* Block pair starting at block b of the weight row w: unsigned values, the
- * fp32 scales as in the single-row kernel, and (Q4_1) the two mins. */
-G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b, __m512i *wq, __m512 *dw, float *m0,
-                               float *m1) {
+ * fp32 scales as in the single-row kernel, and (Q4_1) the two mins broadcast. */
+G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b, __m512i *wq, __m512 *dw, __m256 *m0,
+                               __m256 *m1) {
     if (type == GGML_TYPE_Q8_0) {
         const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
         *wq = _mm512_xor_si512(join256(x[0].qs, x[1].qs), _mm512_set1_epi8((char)0x80));
         *dw = scales_of(x[0].d, x[1].d);
     } else if (type == GGML_TYPE_Q4_1) {
         const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
+        uint32_t dm0, dm1; /* d and m of each block, adjacent */
+        memcpy(&dm0, &x[0], 4);
+        memcpy(&dm1, &x[1], 4);
+        __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_setr_epi32((int)dm0, (int)dm1, 0, 0))); /* d0 m0 d1 m1 */
         *wq = nibble_pair(x[0].qs, x[1].qs);
-        *dw = scales_of(x[0].d, x[1].d);
-        *m0 = h2f(x[0].m);
-        *m1 = h2f(x[1].m);
+        *dw = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
+                                    _mm512_castps256_ps512(f));
+        *m0 = _mm256_permutexvar_ps(_mm256_set1_epi32(1), f);
+        *m1 = _mm256_permutexvar_ps(_mm256_set1_epi32(3), f);
     } else if (type == GGML_TYPE_Q4_0) {
         const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
         *wq = nibble_pair(x[0].qs, x[1].qs);
@@ -142,6 +150,32 @@ G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b,
         *wq = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), nibble_pair(x[0].qs, x[1].qs));
         *dw = scales_of(x[0].d, x[1].d);
     }
+}
+
+/* res[k] = _mm512_reduce_add_ps(v[k]) for 16 vectors, bit for bit: the same
+ * additions as the intrinsic's tree (lanes i + i+8, then i + i+4, then
+ * 0 + 2 and 1 + 3, then the last two), done for all 16 at once. */
+G512 G_INLINE void reduce16(const __m512 *v, float *res) {
+    __m512 x[8], z[4], u[2];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) /* [v2k lanes 0-7 + 8-15 | v2k+1 the same], as 128-bit quarters */
+        x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) /* quarter q: vector 4m + q, lanes i + i+4 */
+        z[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 2
+    for (int m = 0; m < 2; m++) /* quarter q: [0+2, 1+3] of z[2m] then of z[2m+1] */
+        u[m] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* quarter q, element e: vector 4e + q */
+    __m512 f = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    float tmp[16];
+    _mm512_storeu_ps(tmp, f);
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; k++) res[k] = tmp[4 * (k % 4) + k / 4];
 }
 
 /* The single-row AVX2 kernel on the last block of an odd block count, as the AVX-512 kernels do it. */
@@ -182,17 +216,17 @@ typedef struct {
 G512 G_INLINE void gemm_tile(const uint32_t type, const int R, const int T, const gemm_tile_t *g) {
     const int K = weight_offset(type);
     __m512 acc[4][8];
-    __m128 summ[4][2];
+    __m256 summ[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
-        summ[i][0] = summ[i][1] = _mm_setzero_ps();
+        summ[i] = _mm256_setzero_ps();
     }
     for (int64_t p = 0; p < g->np; p++) {
         __m512i wq[4];
         __m512 dw[4];
-        float m0[4] = {0}, m1[4] = {0};
+        __m256 m0[4], m1[4];
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) expand_pair(type, g->w + (size_t)i * g->row_bytes, 2 * p, &wq[i], &dw[i], &m0[i], &m1[i]);
         const gemm_pair_t *P = &g->pp[p];
@@ -209,25 +243,43 @@ G512 G_INLINE void gemm_tile(const uint32_t type, const int R, const int T, cons
         }
         if (type == GGML_TYPE_Q4_1) {
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++)
-#pragma GCC unroll 2
-                for (int h = 0; h < T / 4; h++) {
-                    __m128 s0 = _mm_loadu_ps(P->s[0] + g->slot0 + 4 * h), s1 = _mm_loadu_ps(P->s[1] + g->slot0 + 4 * h);
-                    summ[i][h] = _mm_add_ps(summ[i][h], _mm_mul_ps(_mm_set1_ps(m0[i]), s0));
-                    summ[i][h] = _mm_add_ps(summ[i][h], _mm_mul_ps(_mm_set1_ps(m1[i]), s1));
+            for (int i = 0; i < R; i++) {
+                if (T == 8) {
+                    summ[i] = _mm256_add_ps(summ[i], _mm256_mul_ps(m0[i], _mm256_load_ps(P->s[0])));
+                    summ[i] = _mm256_add_ps(summ[i], _mm256_mul_ps(m1[i], _mm256_load_ps(P->s[1])));
+                } else {
+                    __m128 s0 = _mm_loadu_ps(P->s[0] + g->slot0), s1 = _mm_loadu_ps(P->s[1] + g->slot0);
+                    __m128 t = _mm256_castps256_ps128(summ[i]);
+                    t = _mm_add_ps(t, _mm_mul_ps(_mm256_castps256_ps128(m0[i]), s0));
+                    t = _mm_add_ps(t, _mm_mul_ps(_mm256_castps256_ps128(m1[i]), s1));
+                    summ[i] = _mm256_castps128_ps256(t);
                 }
+            }
         }
+    }
+    float red[32]; /* [R][T] */
+    if (GEMM_REDUCE16 && R * T == 16) {
+        __m512 v[16];
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) v[i * T + j] = acc[i][j];
+        reduce16(v, red);
+    } else {
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) red[i * T + j] = _mm512_reduce_add_ps(acc[i][j]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         float sm[8];
-        _mm_storeu_ps(sm, summ[i][0]);
-        _mm_storeu_ps(sm + 4, summ[i][1]);
+        _mm256_storeu_ps(sm, summ[i]);
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) {
             long t = g->t0 + j;
             if (t >= g->n_tokens) break;
-            float s = _mm512_reduce_add_ps(acc[i][j]);
+            float s = red[i * T + j];
             if (g->nb & 1)
                 s += tail_block(type, g->w + (size_t)i * g->row_bytes, g->nb - 1, g->act + (size_t)t * g->act_row);
             if (type == GGML_TYPE_Q4_1) s += sm[j];
