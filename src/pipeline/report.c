@@ -556,17 +556,18 @@ static void confusion(report_t *R) {
 
 static void serving_tables(report_t *R) {
     heading(R, "Table 5.1 - latency, throughput and size per variant");
-    char t[300];
-    snprintf(t, sizeof t, "QPS is the best measured level whose p99 latency meets the %.0f ms SLA; p50/p99 and RSS at that level.", R->o->sla_ms);
+    char t[512];
+    snprintf(t, sizeof t, "QPS is the best measured level whose p99 latency meets the %.0f ms SLA; p50/p99 and RSS at that level. "
+             "blocks: transformer blocks in the model (fewer after a prune stage; seed Appendix A).", R->o->sla_ms);
     para(R, t);
-    const char *cols[] = {"variant", "size (MiB)", "p50 (ms)", "p99 (ms)", "QPS", "RSS (MiB)", "macro-F1"};
-    table_begin(R, "serving", 7, cols);
+    const char *cols[] = {"variant", "size (MiB)", "p50 (ms)", "p99 (ms)", "QPS", "RSS (MiB)", "macro-F1", "blocks"};
+    table_begin(R, "serving", 8, cols);
     char data[8192] = "";
     size_t dl = 0;
     for (int i = 0; i < R->n_v; i++) {
         variant_t *v = &R->v[i];
         if (!strncmp(v->name, "baseline", 8)) continue;
-        char c[7][96];
+        char c[8][96];
         double q, p50, p99, rss;
         bench_best(R, v->bench, &q, &p50, &p99, &rss);
         snprintf(c[0], 96, "%s", v->name);
@@ -581,7 +582,9 @@ static void serving_tables(report_t *R) {
             if (!isnan(q)) dl += (size_t)snprintf(data + dl, sizeof data - dl, "%s\t%.4f\n", v->name, q);
         }
         fmt(c[6], "%.4f", num(v->eval, "macro_f1"));
-        row(R, 7, c);
+        double nb = num(v->eval, "n_layer");
+        fmt(c[7], "%.0f", isnan(nb) ? num(v->bench, "n_layer") : nb);
+        row(R, 8, c);
     }
     table_end(R);
     if (dl) plot(R, "throughput", data, "set style fill solid 0.6\nset boxwidth 0.6\nset ylabel 'requests/s (p99 within SLA)'\nset xtics rotate by -30\nunset key\nplot DATA using 0:2:xtic(1) with boxes lc rgb '#3070b0'");

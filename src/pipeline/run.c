@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/gguf.h"
 #include "pipeline/sha256.h"
 
 #define MAXARG 80
@@ -418,7 +419,24 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
     }
 }
 
-/* Adds the variant, the model path and its size to the JSON object in path. */
+/* <arch>.block_count of a GGUF file, or -1. */
+static int gguf_blocks(const char *path) {
+    tl_err_t e;
+    gguf_file_t *g = NULL;
+    if (gguf_open(&g, path, &e)) return -1;
+    gguf_str_t arch;
+    uint32_t n = 0;
+    char key[160];
+    int rc = -1;
+    if (!gguf_get_str(g, "general.architecture", &arch, &e)) {
+        snprintf(key, sizeof key, "%.*s.block_count", (int)(arch.len < 100 ? arch.len : 100), arch.ptr);
+        if (!gguf_get_u32(g, key, &n, &e)) rc = (int)n;
+    }
+    gguf_close(g);
+    return rc;
+}
+
+/* Adds the variant, the model path, its size and block count to the JSON object in path. */
 static int annotate_json(const char *path, const char *variant, const char *model, tl_err_t *err) {
     char *txt = read_text(path);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
@@ -431,6 +449,8 @@ static int annotate_json(const char *path, const char *variant, const char *mode
     if (variant && *variant) cJSON_AddStringToObject(j, "variant", variant);
     cJSON_AddStringToObject(j, "model_path", model);
     cJSON_AddNumberToObject(j, "model_bytes", (double)file_size(model));
+    int nb = gguf_blocks(model);
+    if (nb > 0) cJSON_AddNumberToObject(j, "n_layer", nb);
     int rc = write_json(path, j, err);
     cJSON_Delete(j);
     return rc;
@@ -515,6 +535,8 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
                 cJSON_AddStringToObject(j, "variant", kv_or(s, "variant", s->name));
                 cJSON_AddStringToObject(j, "model_path", io->inputs[0]);
                 cJSON_AddNumberToObject(j, "model_bytes", (double)file_size(io->inputs[0]));
+                int nb = gguf_blocks(io->inputs[0]);
+                if (nb > 0) cJSON_AddNumberToObject(j, "n_layer", nb);
                 rc = write_json(io->outputs[0], j, err);
                 cJSON_Delete(j);
                 unlink(p1);

@@ -195,14 +195,19 @@ def main():
     r2 = run_tasklm(["info", "--json", pruned])
     c.check(r2.returncode == 0 and json.loads(r2.stdout).get("block_count") == 29, "pruned model has 29 blocks", r2.stdout[:300])
     evp = json.load(open(os.path.join(run_dir, "07-pruned", "eval.json")))
+    ev8 = json.load(open(os.path.join(run_dir, "05-q8_0", "eval.json")))
     c.check(evp.get("variant") == "q8_0+lora-pruned1" and evp.get("model_path") == pruned and
-            0 < evp.get("model_bytes", 0) < os.path.getsize(merged), "eval after prune scores the pruned (smaller) model", evp.get("model_path"))
+            0 < evp.get("model_bytes", 0) < os.path.getsize(merged) and evp.get("n_layer") == 29 and ev8.get("n_layer") == 30,
+            "eval after prune scores the pruned (smaller, 29-block) model", evp.get("model_path"))
     c.check(sha(final) == sha(merged), "export with input = merge-q8_0 publishes the unpruned model")
     removed = imp.get("removed", [-1])[0]
     c.check(f"29 of 30 blocks kept, removed {removed}" in r.stdout, "summary names the removed block", r.stdout[-1500:])
     report_page = os.path.join(run_dir, "report", "index.html")
     c.check("report:      " + report_page in r.stdout, "summary names the report", r.stdout[-500:])
     md = open(os.path.join(run_dir, "report", "report.md")).read() if os.path.isfile(report_page) else ""
+    t51 = md.split("## Table 5.1")[-1].split("## Table 5.4")[0]
+    c.check(any(ln.startswith("| q8_0+lora-pruned1 |") and ln.rstrip().endswith("| 29 |") for ln in t51.splitlines()),
+            "report Table 5.1: the pruned variant with its size and 29 blocks", t51[:800])
     c.check("q8_0+lora-pruned1" in md and f"removed blocks: {removed};" in md,
             "report shows the pruned variant and the prune stage's importance scores", md[:300])
     if shutil.which("gnuplot"):
