@@ -1,7 +1,7 @@
 """tasklm bench: the JSON report's schema and its arithmetic (percentiles in
 order, batch sizes within the concurrency, instances = ceil(target / QPS),
-monthly cost = instances x price x 730 h), the text report, usage and
-runtime errors."""
+monthly cost = instances x price x 730 h), progress lines on stderr, the text
+report, usage and runtime errors."""
 import json, math, os, sys, tempfile
 from tl_check import Checker, MODEL, ROOT, run_tasklm
 
@@ -10,6 +10,8 @@ os.chdir(ROOT)
 r = run_tasklm(["bench", "-m", MODEL, "--concurrency", "1,3", "--duration", "1", "--warmup", "0.3",
                 "--target-qps", "50", "--sla-ms", "100000", "--price-per-hour", "0.5", "--json"], timeout=300)
 c.check(r.returncode == 0, "bench --json runs", r.stderr[-300:])
+c.check("bench: concurrency 1 for" in r.stderr and "bench: level 2/2 concurrency 3:" in r.stderr,
+        "progress on stderr also with --json: a line per level (not a terminal)", r.stderr[-400:])
 try:
     j = json.loads(r.stdout)
 except Exception as e:
