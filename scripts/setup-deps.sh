@@ -39,12 +39,27 @@ fi
 # vocab-only GGUF files with input/output pairs (models/ggml-vocab-*); the
 # tokenizer peer test reads them from tests/peer/.cache/ggml-vocab (not committed).
 VOCAB_DIR=tests/peer/.cache/ggml-vocab
+SDIST_URL=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-0.3.36.tar.gz
+SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 if [ ! -f "$VOCAB_DIR/ggml-vocab-llama-spm.gguf.out" ]; then
   echo "setup-deps: fetching llama.cpp tokenizer test vectors (llama-cpp-python 0.3.36 sdist)"
+  # A plain download of the archive (URL and SHA-256 from PyPI's index): `pip download
+  # --no-binary` would also build every build dependency from source to read metadata.
   tmp=$(mktemp -d)
-  .venv/bin/pip download -q --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$tmp"
+  /usr/bin/python3 - "$SDIST_URL" "$SDIST_SHA256" "$tmp/sdist.tar.gz" <<'PY' || { rm -rf "$tmp"; exit 1; }
+import hashlib, sys, urllib.request
+url, want, out = sys.argv[1:4]
+try:
+    data = urllib.request.urlopen(url, timeout=300).read()
+except OSError as e:
+    sys.exit(f"setup-deps: cannot download {url}: {e}")
+got = hashlib.sha256(data).hexdigest()
+if got != want:
+    sys.exit(f"setup-deps: {url}: SHA-256 {got}, expected {want}")
+open(out, "wb").write(data)
+PY
   mkdir -p "$VOCAB_DIR"
-  tar -xzf "$tmp"/llama_cpp_python-0.3.36.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/models/ggml-vocab-*'
+  tar -xzf "$tmp"/sdist.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/models/ggml-vocab-*'
   cp "$tmp"/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-* "$VOCAB_DIR"/
   rm -rf "$tmp"
 fi
