@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 t0=$(date +%s)
-scripts/setup-deps.sh
+scripts/setup-deps.sh --build-only
 scripts/fetch-model.sh
 make -s -j"$(nproc)" all
 

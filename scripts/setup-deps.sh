@@ -6,9 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --build-only: just what building tasklm and running the pipeline need (make demo):
+# no Python oracles, no llama.cpp compile, no browser.
+build_only=0
+[ "${1:-}" = "--build-only" ] && build_only=1
+
 DEB_PKGS=(build-essential pkg-config libpcre2-dev libutf8proc-dev libcjson-dev
-          libmicrohttpd-dev libinih-dev python3-venv python3-dev python3-numpy python3-sklearn
-          python3-torch cmake gnuplot-nox chromium)
+          libmicrohttpd-dev libinih-dev gnuplot-nox)
+[ $build_only = 1 ] || DEB_PKGS+=(python3-venv python3-dev python3-numpy python3-sklearn
+                                  python3-torch cmake chromium)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do
@@ -19,6 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ $build_only = 1 ]; then
+  echo "setup-deps: ok (build only)"
+  exit 0
 fi
 
 # Python test environment: Debian's interpreter so python3-torch/python3-sklearn are importable.
