@@ -197,7 +197,7 @@ static void gemm_job(void *ctx, int ith, int nth) {
     threadpool_split((j->w->n_out + 3) / 4, ith, nth, &r0, &r1);
     r0 *= 4;
     r1 = r1 * 4 < j->w->n_out ? r1 * 4 : j->w->n_out;
-    if (r0 < r1) mm_gemm_rows(j->w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->out);
+    if (r0 < r1) mm_gemm_rows(j->w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->out, j->level);
 }
 
 static void matmul_job(void *ctx, int ith, int nth) {
@@ -248,15 +248,20 @@ int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_token
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
         bool gemm = mm_gemm_supports(w->type, w->n_in, n_tokens, env->level);
+        bool packed = gemm && env->level == CPU_LEVEL_AVX512; /* the AVX2 tiles read the rows in place */
         size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
-        size_t need = gemm ? act_bytes + mm_gemm_panel_bytes(w->n_in, n_tokens) : j.act_row * (size_t)n_tokens;
+        size_t need = packed ? act_bytes + mm_gemm_panel_bytes(w->n_in, n_tokens) : j.act_row * (size_t)n_tokens;
         if (need > env->scratch_bytes)
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
                            n_tokens, (long long)w->n_in);
         j.act = env->scratch;
         if (gemm) {
-            j.panel = (char *)env->scratch + act_bytes;
-            threadpool_run(env->pool, quantize_pack_job, &j);
+            if (packed) {
+                j.panel = (char *)env->scratch + act_bytes;
+                threadpool_run(env->pool, quantize_pack_job, &j);
+            } else {
+                threadpool_run(env->pool, quantize_job, &j);
+            }
             threadpool_run(env->pool, gemm_job, &j);
             return 0;
         }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "quant/matmul_ext.h"
+#include "quant/matmul_ext_simd.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
@@ -40,6 +41,7 @@ static int weight_offset(uint32_t type) {
 bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level) {
     bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0 ||
              type == GGML_TYPE_IQ4_NL;
+    if (level == CPU_LEVEL_AVX2) return t && n_tokens > 1 && n_in >= MM_QK;
     return t && level == CPU_LEVEL_AVX512 && n_tokens > 1 && n_in >= 2 * MM_QK;
 }
 
@@ -348,10 +350,138 @@ G512 static void rows_iq4_nl(const mm_weight_t *w, const gemm_pair_t *pn, const 
     gemm_rows_of(GGML_TYPE_IQ4_NL, 4, 4, w, pn, a, ar, n, r0, r1, out);
 }
 
+/* ---- AVX2: one block per register, the activation rows read in place ----
+ *
+ * The AVX2 single-row kernels compute each block as 8 int32 lanes with
+ * vpmaddubsw/vpmaddwd (|w| times a with w's sign, or the unsigned Q4_1
+ * nibbles times a), then fmadd(set1(dw * da), cvt(p), acc) and one horizontal
+ * sum. The tiles below do exactly that per (row, token), sharing each
+ * expanded weight block across T tokens and each activation block across R rows. */
+
+/* The block's 32 weights as signed bytes (Q4_1: the unsigned nibbles). */
+EXT_AVX2 G_INLINE __m256i expand_block_avx2(const uint32_t type, const uint8_t *w, int64_t b, float *dw, float *m) {
+    if (type == GGML_TYPE_Q8_0) {
+        const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
+        *dw = ext_h2f(x->d);
+        return _mm256_loadu_si256((const __m256i *)x->qs);
+    } else if (type == GGML_TYPE_Q4_1) {
+        const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
+        *dw = ext_h2f(x->d);
+        *m = ext_h2f(x->m);
+        return ext_nibbles(x->qs);
+    } else if (type == GGML_TYPE_Q4_0) {
+        const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
+        *dw = ext_h2f(x->d);
+        return _mm256_sub_epi8(ext_nibbles(x->qs), _mm256_set1_epi8(8));
+    } else if (type == GGML_TYPE_Q5_0) {
+        const mm_block_q5_0_t *x = (const mm_block_q5_0_t *)w + b;
+        *dw = ext_h2f(x->d);
+        __m256i hi = _mm256_and_si256(ext_bits_to_bytes(x->qh), _mm256_set1_epi8(0x10));
+        return _mm256_sub_epi8(_mm256_or_si256(ext_nibbles(x->qs), hi), _mm256_set1_epi8(16));
+    } else {
+        const mm_block_iq4_nl_t *x = (const mm_block_iq4_nl_t *)w + b;
+        *dw = ext_h2f(x->d);
+        __m128i t = _mm_loadu_si128((const __m128i *)mm_iq4_nl_levels);
+        return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), ext_nibbles(x->qs));
+    }
+}
+
+typedef struct {
+    const uint8_t *w;
+    size_t row_bytes;
+    int64_t nb;
+    const char *act;
+    size_t act_row;
+    float *out;
+    int64_t n_out;
+} gemm2_t;
+
+/* R rows (1..2) from r by T tokens (1..4) from t. */
+EXT_AVX2 G_INLINE void gemm2_tile(const uint32_t type, const int R, const int T, const gemm2_t *g, long r, long t) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const size_t asz = type == GGML_TYPE_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t);
+    __m256 acc[2][4];
+    float summs[2][4];
+#pragma GCC unroll 2
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            acc[i][j] = _mm256_setzero_ps();
+            summs[i][j] = 0.0f;
+        }
+    const uint8_t *w0 = g->w + (size_t)r * g->row_bytes;
+    const char *a0 = g->act + (size_t)t * g->act_row;
+    for (int64_t b = 0; b < g->nb; b++) {
+        __m256i ws[2], wa[2];
+        float dw[2], m[2] = {0, 0};
+#pragma GCC unroll 2
+        for (int i = 0; i < R; i++) {
+            ws[i] = expand_block_avx2(type, w0 + (size_t)i * g->row_bytes, b, &dw[i], &m[i]);
+            wa[i] = type == GGML_TYPE_Q4_1 ? ws[i] : _mm256_sign_epi8(ws[i], ws[i]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            const char *ab = a0 + (size_t)j * g->act_row + (size_t)b * asz;
+            float da = ext_h2f(*(const uint16_t *)ab);
+            __m256i qa = _mm256_loadu_si256((const __m256i *)(ab + (type == GGML_TYPE_Q4_1 ? 4 : 2)));
+#pragma GCC unroll 2
+            for (int i = 0; i < R; i++) {
+                __m256i qs = type == GGML_TYPE_Q4_1 ? qa : _mm256_sign_epi8(qa, ws[i]);
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa[i], qs), ones);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * da), _mm256_cvtepi32_ps(p), acc[i][j]);
+                if (type == GGML_TYPE_Q4_1) summs[i][j] += m[i] * ext_h2f(*(const uint16_t *)(ab + 2));
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            g->out[(size_t)(t + j) * (size_t)g->n_out + (size_t)(r + i)] =
+                type == GGML_TYPE_Q4_1 ? ext_hsum256(acc[i][j]) + summs[i][j] : ext_hsum256(acc[i][j]);
+}
+
+EXT_AVX2 G_INLINE void gemm2_rows_of(const uint32_t type, const mm_weight_t *w, const char *act, size_t act_row,
+                                     int n_tokens, long r0, long r1, float *out) {
+    gemm2_t g = {.w = w->data, .row_bytes = w->row_bytes, .nb = w->n_in / MM_QK, .act = act, .act_row = act_row,
+                 .out = out, .n_out = w->n_out};
+    for (long r = r0; r < r1; r += 2) {
+        long t = 0;
+        if (r + 2 <= r1) {
+            for (; t + 4 <= n_tokens; t += 4) gemm2_tile(type, 2, 4, &g, r, t);
+            for (; t < n_tokens; t++) gemm2_tile(type, 2, 1, &g, r, t);
+        } else {
+            for (; t + 4 <= n_tokens; t += 4) gemm2_tile(type, 1, 4, &g, r, t);
+            for (; t < n_tokens; t++) gemm2_tile(type, 1, 1, &g, r, t);
+        }
+    }
+}
+
+#define GEMM2_ROWS(NAME, TYPE)                                                                                       \
+    EXT_AVX2 static void NAME(const mm_weight_t *w, const char *a, size_t ar, int n, long r0, long r1, float *out) { \
+        gemm2_rows_of(TYPE, w, a, ar, n, r0, r1, out);                                                               \
+    }
+GEMM2_ROWS(rows2_q8_0, GGML_TYPE_Q8_0)
+GEMM2_ROWS(rows2_q4_1, GGML_TYPE_Q4_1)
+GEMM2_ROWS(rows2_q4_0, GGML_TYPE_Q4_0)
+GEMM2_ROWS(rows2_q5_0, GGML_TYPE_Q5_0)
+GEMM2_ROWS(rows2_iq4_nl, GGML_TYPE_IQ4_NL)
+
 void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
-                  long r1, float *out) {
+                  long r1, float *out, cpu_level_t level) {
     const gemm_pair_t *pn = panel;
     const char *a = act;
+    if (level == CPU_LEVEL_AVX2) {
+        switch (w->type) {
+        case GGML_TYPE_Q8_0: rows2_q8_0(w, a, act_row, n_tokens, r0, r1, out); break;
+        case GGML_TYPE_Q4_1: rows2_q4_1(w, a, act_row, n_tokens, r0, r1, out); break;
+        case GGML_TYPE_Q4_0: rows2_q4_0(w, a, act_row, n_tokens, r0, r1, out); break;
+        case GGML_TYPE_Q5_0: rows2_q5_0(w, a, act_row, n_tokens, r0, r1, out); break;
+        case GGML_TYPE_IQ4_NL: rows2_iq4_nl(w, a, act_row, n_tokens, r0, r1, out); break;
+        default: break;
+        }
+        return;
+    }
     switch (w->type) {
     case GGML_TYPE_Q8_0: rows_q8_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q4_1: rows_q4_1(w, pn, a, act_row, n_tokens, r0, r1, out); break;

@@ -15,7 +15,8 @@
  * computes for it. The fp32 operations per (row, token) are then those of the
  * single-row AVX-512 kernel, in the same order, so a token's result is bit for
  * bit the same as matmul_dot_* at CPU_LEVEL_AVX512, whatever tile, batch or
- * thread count it is computed in (tests/unit/test_gemm.c). */
+ * thread count it is computed in (tests/unit/test_gemm.c). An AVX2 variant
+ * (2 rows x 4 tokens, no panel) does the same for the AVX2 single-row kernels. */
 #ifndef TL_QUANT_MATMUL_GEMM_H
 #define TL_QUANT_MATMUL_GEMM_H
 
@@ -36,8 +37,10 @@ size_t mm_gemm_panel_bytes(int64_t n_in, int n_tokens);
  * rows: Q8_1 for Q4_1 weights, Q8_0 otherwise); slots past n_tokens are zero. */
 void mm_gemm_pack(uint32_t type, int64_t n_in, const void *act, size_t act_row, int n_tokens, long k0, long k1,
                   void *panel);
-/* out[t * w->n_out + r] for rows [r0, r1) and every token t < n_tokens. */
+/* out[t * w->n_out + r] for rows [r0, r1) and every token t < n_tokens. At
+ * CPU_LEVEL_AVX2 the panel is not used (NULL): the AVX2 tiles read the
+ * activation rows in place and equal the AVX2 single-row kernels bit for bit. */
 void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
-                  long r1, float *out);
+                  long r1, float *out, cpu_level_t level);
 
 #endif

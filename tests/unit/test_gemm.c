@@ -40,16 +40,22 @@ static void fill_weight(uint32_t type, uint8_t *w, int64_t n_rows, int64_t n_in)
     }
 }
 
+static void check_shape_at(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools, cpu_level_t best);
+
 static float dot_ref(uint32_t type, int64_t n, const void *w, const void *a, cpu_level_t lv) {
     if (type == GGML_TYPE_Q4_1) return matmul_dot_q4_1_q8_1(n, w, a, lv);
     if (type == GGML_TYPE_Q8_0) return matmul_dot_q8_0_q8_0(n, w, a, lv);
     return mm_ext_dot(type, n, w, a, lv);
 }
 
-/* One type and shape: matmul_forward at the best level vs per-row dots, for 1, 2 and 3 threads. */
+/* One type and shape: matmul_forward at each SIMD level vs per-row dots of that level, for 1, 2 and 3 threads. */
 static void check_shape(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools) {
+    for (int lv = CPU_LEVEL_AVX2; lv <= (int)cpu_detect_level(); lv++)
+        check_shape_at(type, n_in, n_out, n_tok, pools, (cpu_level_t)lv);
+}
+
+static void check_shape_at(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools, cpu_level_t best) {
     tl_err_t err = {0};
-    cpu_level_t best = cpu_detect_level();
     size_t rb = (size_t)(n_in / MM_QK) * ggml_type_block_bytes(type);
     uint8_t *wq = malloc(rb * (size_t)n_out);
     float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
@@ -74,8 +80,8 @@ static void check_shape(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, t
             for (int64_t r = 0; r < n_out; r++) {
                 float want = dot_ref(type, n_in, wq + r * rb, act + t * arow, best);
                 if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
-                    printf("  %s n_in %lld n_out %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n",
-                           ggml_type_name(type), (long long)n_in, (long long)n_out, n_tok, p + 1, t, (long long)r,
+                    printf("  %s %s n_in %lld n_out %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n",
+                           cpu_level_name(best), ggml_type_name(type), (long long)n_in, (long long)n_out, n_tok, p + 1, t, (long long)r,
                            out[t * n_out + r], want);
             }
     }
@@ -155,7 +161,8 @@ TEST(quantizers_simd_bytes_equal_scalar) {
 TEST(gemm_dispatch_rules) {
     cpu_level_t best = cpu_detect_level();
     CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 1, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, CPU_LEVEL_AVX512));
+    CHECK(mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, CPU_LEVEL_AVX2));
     CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
     CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_SCALAR));
     CHECK_EQ_INT(mm_gemm_panel_bytes(32, 8), 0);
