@@ -2,7 +2,9 @@
  * logits exactly; a file with block j removed gives exactly the logits of our
  * own forward pass with block j skipped (a model view); the traced pass agrees
  * with prefix views; the pruned file keeps metadata and tensor bytes; ranking
- * order and errors. */
+ * order and errors; cosine-only scoring equals the cosine of full scoring,
+ * leaves the loss NaN, and reports every forward pass to the progress hook. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,49 @@ TEST(rank_order) {
     CHECK(!memcmp(o, want_l, sizeof o));
 }
 
+typedef struct {
+    long calls, last, total;
+    int monotonic;
+} prog_count_t;
+
+static void count_progress(void *ctx, long done, long total) {
+    prog_count_t *p = ctx;
+    if (done != p->last + 1) p->monotonic = 0;
+    p->calls++;
+    p->last = done;
+    p->total = total;
+}
+
+TEST(cosine_only_scores_and_progress) {
+    const model_config_t *cf = model_config(M);
+    int L = (int)cf->n_layer;
+    const int32_t *prompts[1] = {TOKS};
+    int plen[1] = {4}, gold[1] = {1};
+    static const int32_t lab0[1] = {30}, lab1[1] = {216};
+    const int32_t *labs[2] = {lab0, lab1};
+    int llen[2] = {1, 1};
+    prune_calib_t cal = {.prompts = prompts, .prompt_lens = plen, .gold = gold, .n_prompts = 1,
+                         .labels = labs, .label_lens = llen, .n_labels = 2};
+    prune_score_t *full = calloc((size_t)L, sizeof *full), *cos = calloc((size_t)L, sizeof *cos);
+    prog_count_t pf = {.monotonic = 1}, pc = {.monotonic = 1};
+    tl_err_t err = {{0}};
+    double base = 0, base_c = 0;
+    cal.progress = count_progress;
+    cal.progress_ctx = &pf;
+    CHECK(full && cos && !prune_score_blocks(M, &cal, full, &base, &err));
+    CHECK(pf.monotonic && pf.calls == L + 2 && pf.last == L + 2 && pf.total == L + 2);
+    cal.skip_loss = 1;
+    cal.progress_ctx = &pc;
+    CHECK(!prune_score_blocks(M, &cal, cos, &base_c, &err));
+    CHECK(pc.monotonic && pc.calls == 1 && pc.total == 1);
+    CHECK(isfinite(base) && isnan(base_c));
+    int same = 1;
+    for (int l = 0; l < L; l++) same &= cos[l].cosine == full[l].cosine && isnan(cos[l].loss_increase) && isfinite(full[l].loss_increase);
+    CHECK(same);
+    free(full);
+    free(cos);
+}
+
 TEST(prune_errors) {
     const model_config_t *cf = model_config(M);
     bool keep[256] = {false};
@@ -200,6 +245,7 @@ int main(void) {
     RUN(two_blocks_removed_renumbered);
     RUN(trace_matches_prefix_views);
     RUN(rank_order);
+    RUN(cosine_only_scores_and_progress);
     RUN(prune_errors);
     model_free(M);
     rmdir(tmpdir);
