@@ -86,11 +86,13 @@ void matmul_quantize_q8_1(const float *x, mm_block_q8_1_t *y, int64_t n) {
 
 void matmul_quantize_q8_0_at(const float *x, mm_block_q8_0_t *y, int64_t n, cpu_level_t level) {
     if (level == CPU_LEVEL_AVX512) mm_quantize_q8_0_avx512(x, y, n);
+    else if (level == CPU_LEVEL_AVX2) mm_quantize_q8_0_avx2(x, y, n);
     else matmul_quantize_q8_0(x, y, n);
 }
 
 void matmul_quantize_q8_1_at(const float *x, mm_block_q8_1_t *y, int64_t n, cpu_level_t level) {
     if (level == CPU_LEVEL_AVX512) mm_quantize_q8_1_avx512(x, y, n);
+    else if (level == CPU_LEVEL_AVX2) mm_quantize_q8_1_avx2(x, y, n);
     else matmul_quantize_q8_1(x, y, n);
 }
 

@@ -211,3 +211,48 @@ AVX512_TARGET void mm_quantize_q8_1_avx512(const float *x, mm_block_q8_1_t *y, i
         y[b].s = mm_fp32_to_fp16(d * (float)sum);
     }
 }
+
+/* AVX2: the same steps on 8-lane registers; packs saturate, but |q| <= 127. */
+AVX2_TARGET static inline int quantize_block_avx2(const float *x, int8_t *qs, float *d_out) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float amax = _mm_cvtss_f32(h);
+    float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    __m256 s = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], s));
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    /* packs interleave 128-bit lanes: restore element order with a dword permute */
+    __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    p16 = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, p16);
+    *d_out = d;
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+AVX2_TARGET void mm_quantize_q8_0_avx2(const float *x, mm_block_q8_0_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        quantize_block_avx2(x, y[b].qs, &d);
+        y[b].d = mm_fp32_to_fp16(d);
+    }
+}
+
+AVX2_TARGET void mm_quantize_q8_1_avx2(const float *x, mm_block_q8_1_t *y, int64_t n) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        int sum = quantize_block_avx2(x, y[b].qs, &d);
+        y[b].d = mm_fp32_to_fp16(d);
+        y[b].s = mm_fp32_to_fp16(d * (float)sum);
+    }
+}
