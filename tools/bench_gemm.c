@@ -68,6 +68,10 @@ int main(int argc, char **argv) {
         printf("%-7s", name);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int64_t n_in = shapes[s][0], n_out = shapes[s][1];
+            if (n_in % ggml_type_block_size(type)) { /* e.g. 576-wide rows for the 256-element K types */
+                printf("  %4lldx%-4lld %6s", (long long)n_out, (long long)n_in, "-");
+                continue;
+            }
             size_t n_f = (size_t)(n_in * n_out);
             float *wf = malloc(sizeof(float) * n_f), *x = malloc(sizeof(float) * (size_t)(n_in * tokens));
             float *out = malloc(sizeof(float) * (size_t)(n_out * tokens));

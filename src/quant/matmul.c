@@ -192,6 +192,13 @@ static void quantize_pack_job(void *ctx, int ith, int nth) {
     mm_gemm_pack(j->w->type, j->w->n_in, j->act, j->act_row, j->n_tokens, k0, k1, j->panel);
 }
 
+static void k_gemm_job(void *ctx, int ith, int nth) {
+    mm_job_t *j = ctx;
+    long r0, r1;
+    threadpool_split(j->w->n_out, ith, nth, &r0, &r1);
+    if (r0 < r1) mm_k_gemm_rows(j->w, j->act, j->act_row, j->n_tokens, r0, r1, j->out);
+}
+
 /* Rows in whole tiles of four per thread, every token. */
 static void gemm_job(void *ctx, int ith, int nth) {
     mm_job_t *j = ctx;
@@ -269,6 +276,10 @@ int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_token
         }
         if (n_tokens == 1) quantize_job(&j, 0, 1);
         else threadpool_run(env->pool, quantize_job, &j);
+        if (mm_k_gemm_supports(w->type, n_tokens, env->level)) {
+            threadpool_run(env->pool, k_gemm_job, &j);
+            return 0;
+        }
     }
     threadpool_run(env->pool, matmul_job, &j);
     return 0;

@@ -43,4 +43,11 @@ void mm_gemm_pack(uint32_t type, int64_t n_in, const void *act, size_t act_row, 
 void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
                   long r1, float *out, cpu_level_t level);
 
+/* Q4_K / Q6_K (matmul_k.c), n_tokens > 1 at CPU_LEVEL_AVX512: rows [r0, r1) of w
+ * times every Q8_K activation row (act_row bytes apart), each super-block
+ * unpacked once for eight tokens; out[t * n_out + r] equals mm_k_dot at that
+ * level bit for bit. */
+bool mm_k_gemm_supports(uint32_t type, int n_tokens, cpu_level_t level);
+void mm_k_gemm_rows(const mm_weight_t *w, const void *act, size_t act_row, int n_tokens, long r0, long r1, float *out);
+
 #endif

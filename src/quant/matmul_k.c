@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "quant/matmul_gemm.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
@@ -235,6 +236,148 @@ float matmul_dot_q6_k_q8_k(int64_t n, const mm_block_q6_k_t *w, const mm_block_q
     case CPU_LEVEL_AVX2: return dot_q6_k_avx2(n, w, a);
     default: return dot_q6_k_ref(n, w, a);
     }
+}
+
+/* ---- several tokens per weight row (AVX-512) ----
+ *
+ * A row's super-block is unpacked once for T tokens. The integer sums are
+ * formed with vpmaddubsw (exact: |pair| <= 2 * 63 * 127) and vpdpwssd against
+ * the sub-block scales as int16; any exact method gives the same integers, and
+ * the fp32 steps per (row, token) are those of the single-row kernels, so each
+ * result equals matmul_dot_q4_k_q8_k / matmul_dot_q6_k_q8_k bit for bit. */
+
+/* The exact sums of 8 vectors of 16 int32 lanes. */
+K_AVX512 static inline void reduce8_epi32(const __m512i *v, int *res) {
+    __m512i x[4], z[2];
+    for (int k = 0; k < 4; k++)
+        x[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                _mm512_shuffle_i32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int m = 0; m < 2; m++) /* quarter q: vector 4m + q */
+        z[m] = _mm512_add_epi32(_mm512_shuffle_i32x4(x[2 * m], x[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_i32x4(x[2 * m], x[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 z0 = _mm512_castsi512_ps(z[0]), z1 = _mm512_castsi512_ps(z[1]);
+    __m512i u = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(z0, z1, _MM_SHUFFLE(1, 0, 1, 0))),
+                                 _mm512_castps_si512(_mm512_shuffle_ps(z0, z1, _MM_SHUFFLE(3, 2, 3, 2))));
+    __m512 uf = _mm512_castsi512_ps(u);
+    __m512i f = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(uf, uf, _MM_SHUFFLE(2, 0, 2, 0))),
+                                 _mm512_castps_si512(_mm512_shuffle_ps(uf, uf, _MM_SHUFFLE(3, 1, 3, 1))));
+    int tmp[16];
+    _mm512_storeu_si512((void *)tmp, f);
+    for (int q = 0; q < 4; q++) {
+        res[q] = tmp[4 * q];
+        res[4 + q] = tmp[4 * q + 1];
+    }
+}
+
+/* Integer sums of one super-block against T token rows, given the unpacked
+ * weights wq[4] (64 elements each) and their int16 scales s16[4]; the
+ * activations of group g start at byte off[g] of each token's block. */
+K_AVX512 static inline __attribute__((always_inline)) void k_block_sums(const int T, const __m512i *wq, const __m512i *s16,
+                                                                     const int *off, const mm_block_q8_k_t *const *a,
+                                                                     int64_t b, int *sumi) {
+    __m512i acc[8];
+    for (int j = 0; j < T; j++) {
+        acc[j] = _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            __m512i qa = _mm512_loadu_si512((const void *)(a[j][b].qs + off[g]));
+            acc[j] = _mm512_dpwssd_epi32(acc[j], _mm512_maddubs_epi16(wq[g], qa), s16[g]);
+        }
+    }
+    if (T == 8) reduce8_epi32(acc, sumi);
+    else
+        for (int j = 0; j < T; j++) sumi[j] = _mm512_reduce_add_epi32(acc[j]);
+}
+
+K_AVX512 static inline __attribute__((always_inline)) void q4_k_tokens(const int T, int64_t n, const mm_block_q4_k_t *w,
+                                                                    const mm_block_q8_k_t *const *a, float *out) {
+    static const int off[4] = {0, 64, 128, 192};
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float sumf[8] = {0};
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        int sc[8], mn[8], sumi[8];
+        for (int j = 0; j < 8; j++) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
+        __m512i wq[4], s16[4];
+        for (int p = 0; p < 4; p++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * p));
+            wq[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                                       _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+            s16[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)sc[2 * p])),
+                                        _mm256_set1_epi16((short)sc[2 * p + 1]), 1);
+        }
+        k_block_sums(T, wq, s16, off, a, b, sumi);
+        for (int t = 0; t < T; t++) {
+            int summ = 0;
+            for (int j = 0; j < 8; j++) summ += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
+            sumf[t] = q4_k_combine(sumf[t], &w[b], &a[t][b], sumi[t], summ);
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = sumf[t];
+}
+
+K_AVX512 static inline __attribute__((always_inline)) void q6_k_tokens(const int T, int64_t n, const mm_block_q6_k_t *w,
+                                                                    const mm_block_q8_k_t *const *a, float *out) {
+    static const int off[4] = {0, 64, 128, 192};
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0,
+                                          0, 0, 0, 0);
+    float sumf[8] = {0};
+    for (int64_t b = 0; b < n / MM_QK_K; b++) {
+        __m512i wq[4], s16[4];
+        int sumi[8];
+        for (int h = 0; h < 2; h++) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int k = 0; k < 4; k += 2) {
+                __m256i q2[2];
+                for (int kk = 0; kk < 2; kk++) {
+                    __m256i ql = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32 * kk));
+                    __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+                    __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * (k + kk))), m2);
+                    q2[kk] = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+                }
+                int g = 2 * h + k / 2;
+                wq[g] = _mm512_inserti64x4(_mm512_castsi256_si512(q2[0]), q2[1], 1);
+                int32_t sc4;
+                memcpy(&sc4, w[b].scales + 8 * h + 2 * k, 4); /* four 16-element sub-blocks */
+                s16[g] = _mm512_permutexvar_epi16(idx, _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(sc4))));
+            }
+        }
+        k_block_sums(T, wq, s16, off, a, b, sumi);
+        for (int t = 0; t < T; t++) {
+            int isum = sumi[t] - q6_k_offset(&w[b], &a[t][b]);
+            sumf[t] += mm_fp16_to_fp32(w[b].d) * a[t][b].d * (float)isum;
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = sumf[t];
+}
+
+K_AVX512 static void k_rows_avx512(uint32_t type, const mm_weight_t *w, const void *act, size_t act_row, int n_tokens,
+                                   long r0, long r1, float *out) {
+    for (long r = r0; r < r1; r++) {
+        const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < n_tokens;) {
+            const mm_block_q8_k_t *a[8];
+            float v[8];
+            int T = n_tokens - t >= 8 ? 8 : 1;
+            for (int j = 0; j < T; j++) a[j] = (const mm_block_q8_k_t *)((const char *)act + (size_t)(t + j) * act_row);
+            if (type == GGML_TYPE_Q4_K) {
+                if (T == 8) q4_k_tokens(8, w->n_in, row, a, v);
+                else q4_k_tokens(1, w->n_in, row, a, v);
+            } else {
+                if (T == 8) q6_k_tokens(8, w->n_in, row, a, v);
+                else q6_k_tokens(1, w->n_in, row, a, v);
+            }
+            for (int j = 0; j < T; j++) out[(size_t)(t + j) * (size_t)w->n_out + (size_t)r] = v[j];
+            t += T;
+        }
+    }
+}
+
+bool mm_k_gemm_supports(uint32_t type, int n_tokens, cpu_level_t level) {
+    return mm_k_supports(type) && n_tokens > 1 && level == CPU_LEVEL_AVX512;
+}
+
+void mm_k_gemm_rows(const mm_weight_t *w, const void *act, size_t act_row, int n_tokens, long r0, long r1, float *out) {
+    k_rows_avx512(w->type, w, act, act_row, n_tokens, r0, r1, out);
 }
 
 float mm_k_dot(uint32_t type, int64_t n, const void *w, const mm_block_q8_k_t *a, cpu_level_t level) {

@@ -12,6 +12,8 @@
 #include "quant/matmul.h"
 #include "quant/matmul_ext.h"
 #include "quant/matmul_gemm.h"
+#include "quant/matmul_k.h"
+#include "quant/quantize.h"
 #include "quant/types.h"
 #include "tl_test.h"
 
@@ -131,6 +133,63 @@ TEST(gemm_model_shapes) {
     for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
 }
 
+/* Q4_K / Q6_K: matmul_forward (eight tokens per unpacked super-block, then
+ * single tokens) equals mm_k_dot at each level bit for bit. Weights from
+ * quantize_row over random floats, with some scale bytes randomised. */
+static void check_k_shape(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools) {
+    tl_err_t err = {0};
+    size_t rb = mm_k_row_bytes(type, n_in);
+    uint8_t *wq = malloc(rb * (size_t)n_out);
+    float *wf = malloc(sizeof(float) * (size_t)n_in), *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+    float *out = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+    size_t arow = (size_t)(n_in / MM_QK_K) * sizeof(mm_block_q8_k_t);
+    char *act = malloc(arow * (size_t)n_tok);
+    size_t sb = matmul_scratch_bytes(n_in, n_tok);
+    void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+    for (int64_t r = 0; r < n_out; r++) {
+        for (int64_t i = 0; i < n_in; i++) wf[i] = rng_uniform() * (i % 13 == 0 ? 3.0f : 1.0f);
+        CHECK(quantize_row(type, wf, wq + (size_t)r * rb, n_in, NULL, &err) == 0);
+    }
+    for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = rng_uniform() * (i % 7 == 0 ? 4.0f : 1.0f);
+    for (int t = 0; t < n_tok; t++) matmul_quantize_q8_k(x + t * n_in, (mm_block_q8_k_t *)(act + t * arow), n_in);
+    mm_weight_t w;
+    CHECK(matmul_weight_init(&w, "blk.0.ffn_down.weight", type, n_in, n_out, wq, &err) == 0);
+    int bad = 0;
+    for (int lv = CPU_LEVEL_AVX2; lv <= (int)cpu_detect_level(); lv++)
+        for (int p = 0; p < 3; p++) {
+            mm_env_t env = {.pool = pools[p], .level = (cpu_level_t)lv, .scratch = scratch, .scratch_bytes = sb};
+            CHECK(matmul_forward(out, x, &w, n_tok, &env, &err) == 0);
+            for (int t = 0; t < n_tok; t++)
+                for (int64_t r = 0; r < n_out; r++) {
+                    float want = mm_k_dot(type, n_in, wq + r * rb, (const mm_block_q8_k_t *)(act + t * arow), (cpu_level_t)lv);
+                    if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
+                        printf("  %s %s n_in %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n",
+                               cpu_level_name((cpu_level_t)lv), ggml_type_name(type), (long long)n_in, n_tok, p + 1, t,
+                               (long long)r, out[t * n_out + r], want);
+                }
+        }
+    CHECK(bad == 0);
+    free(wq);
+    free(wf);
+    free(x);
+    free(out);
+    free(act);
+    free(scratch);
+}
+
+TEST(gemm_k_types_equal_single_row_kernels) {
+    static const int tokens[] = {1, 2, 3, 5, 17, 64};
+    static const int64_t n_ins[] = {256, 768};
+    threadpool_t *pools[3] = {0};
+    tl_err_t err = {0};
+    for (int p = 0; p < 3; p++) CHECK(threadpool_new(&pools[p], p + 1, &err) == 0);
+    for (int k = 0; k < 2; k++)
+        for (size_t a = 0; a < sizeof n_ins / sizeof n_ins[0]; a++)
+            for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++)
+                check_k_shape(k ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K, n_ins[a], 7, tokens[c], pools);
+    for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
+}
+
 /* The SIMD activation quantizers write the scalar ones' bytes: random blocks,
  * zero blocks, exact halves (round half to even), tiny and huge magnitudes. */
 TEST(quantizers_simd_bytes_equal_scalar) {
@@ -172,6 +231,7 @@ TEST(gemm_dispatch_rules) {
 int main(void) {
     RUN(gemm_equals_single_row_kernels);
     RUN(gemm_model_shapes);
+    RUN(gemm_k_types_equal_single_row_kernels);
     RUN(quantizers_simd_bytes_equal_scalar);
     RUN(gemm_dispatch_rules);
     return tl_test_summary("test_gemm");
