@@ -305,6 +305,12 @@ static void plot(report_t *R, const char *name, const char *data, const char *sc
     unlink(dpath);
 }
 
+/* File size of a variant's model: from its eval.json, else its bench.json (both written by the pipeline). */
+static double model_bytes(const variant_t *v) {
+    double b = num(v->eval, "model_bytes");
+    return isnan(b) ? num(v->bench, "model_bytes") : b;
+}
+
 /* Best QPS of a bench.json among levels whose p99 meets the SLA, with its latencies. */
 static int bench_best(const report_t *R, const cJSON *b, double *qps, double *p50, double *p99, double *rss) {
     *qps = *p50 = *p99 = *rss = NAN;
@@ -571,7 +577,7 @@ static void serving_tables(report_t *R) {
         double q, p50, p99, rss;
         bench_best(R, v->bench, &q, &p50, &p99, &rss);
         snprintf(c[0], 96, "%s", v->name);
-        fmt(c[1], "%.1f", num(v->eval, "model_bytes") / 1048576.0);
+        fmt(c[1], "%.1f", model_bytes(v) / 1048576.0);
         if (!v->bench) {
             for (int k = 2; k < 6; k++) snprintf(c[k], 96, "not run");
         } else {
@@ -606,7 +612,7 @@ static void serving_tables(report_t *R) {
         int ok = bench_best(R, v->bench, &q, &p50, &p99, &rss);
         snprintf(c[0], 96, "%s", v->name);
         fmt(c[1], "%.4f", num(v->eval, "macro_f1"));
-        fmt(c[2], "%.1f", num(v->eval, "model_bytes") / 1048576.0);
+        fmt(c[2], "%.1f", model_bytes(v) / 1048576.0);
         fmt(c[5], "%.3f", R->o->price_per_hour);
         if (!v->bench) {
             snprintf(c[3], 96, "not run");
