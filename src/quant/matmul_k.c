@@ -276,8 +276,10 @@ K_AVX512 static inline __attribute__((always_inline)) void k_block_sums(const in
                                                                      const int *off, const mm_block_q8_k_t *const *a,
                                                                      int64_t b, int *sumi) {
     __m512i acc[8];
+#pragma GCC unroll 8
     for (int j = 0; j < T; j++) {
         acc[j] = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
             __m512i qa = _mm512_loadu_si512((const void *)(a[j][b].qs + off[g]));
             acc[j] = _mm512_dpwssd_epi32(acc[j], _mm512_maddubs_epi16(wq[g], qa), s16[g]);
@@ -305,10 +307,31 @@ K_AVX512 static inline __attribute__((always_inline)) void q4_k_tokens(const int
                                         _mm256_set1_epi16((short)sc[2 * p + 1]), 1);
         }
         k_block_sums(T, wq, s16, off, a, b, sumi);
+        int summs[8];
+        if (T == 8) { /* sum_j m_j * (bsums[2j] + bsums[2j+1]) for 8 tokens: vpmaddwd, then a transposed sum */
+            __m128i m8 = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)mn), _mm_loadu_si128((const __m128i *)(mn + 4)));
+            __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+            __m256i pr[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) pr[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[t][b].bsums), m16);
+            __m256i y0 = _mm256_hadd_epi32(_mm256_hadd_epi32(pr[0], pr[1]), _mm256_hadd_epi32(pr[2], pr[3]));
+            __m256i y1 = _mm256_hadd_epi32(_mm256_hadd_epi32(pr[4], pr[5]), _mm256_hadd_epi32(pr[6], pr[7]));
+            __m256i z = _mm256_add_epi32(_mm256_permute2x128_si256(y0, y1, 0x20), _mm256_permute2x128_si256(y0, y1, 0x31));
+            _mm256_storeu_si256((__m256i *)summs, z);
+        } else {
+            for (int t = 0; t < T; t++) {
+                summs[t] = 0;
+                for (int j = 0; j < 8; j++) summs[t] += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
+            }
+        }
+        /* q4_k_combine's steps, with the row's two scales converted once */
+        float dw = _cvtsh_ss(w[b].d), dmw = _cvtsh_ss(w[b].dmin);
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            int summ = 0;
-            for (int j = 0; j < 8; j++) summ += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
-            sumf[t] = q4_k_combine(sumf[t], &w[b], &a[t][b], sumi[t], summ);
+            int summ = summs[t];
+            float d = dw * a[t][b].d, dmin = dmw * a[t][b].d;
+            sumf[t] += d * (float)sumi[t];
+            sumf[t] = sumf[t] - dmin * (float)summ;
         }
     }
     for (int t = 0; t < T; t++) out[t] = sumf[t];
@@ -342,9 +365,11 @@ K_AVX512 static inline __attribute__((always_inline)) void q6_k_tokens(const int
             }
         }
         k_block_sums(T, wq, s16, off, a, b, sumi);
+        float dw = _cvtsh_ss(w[b].d);
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             int isum = sumi[t] - q6_k_offset(&w[b], &a[t][b]);
-            sumf[t] += mm_fp16_to_fp32(w[b].d) * a[t][b].d * (float)isum;
+            sumf[t] += dw * a[t][b].d * (float)isum;
         }
     }
     for (int t = 0; t < T; t++) out[t] = sumf[t];
