@@ -55,8 +55,9 @@ if os.path.exists(raw):
     c.check(r.returncode == 1 and "none.json" in r.stderr, "missing settings file is a runtime error naming it")
 
 # ---- usage errors ----
-r = run_tasklm(["eval", "-m", MODEL, "--data", data, "--lora", "x.gguf"])
-c.check(r.returncode == 2 and "--lora" in r.stderr, "--lora is rejected with a clear message", r.stderr)
+r = run_tasklm(["eval", "-m", MODEL, "--data", data, "--lora", "no-such-adapter.gguf"])
+c.check(r.returncode == 1 and "no-such-adapter.gguf" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+        "a missing --lora adapter is a one-line runtime error naming the file", r.stderr)
 r = run_tasklm(["eval", "--data", data])
 c.check(r.returncode == 2 and "--model" in r.stderr, "missing model is a usage error")
 r = run_tasklm(["eval", "-m", MODEL, "--data", data, "--limit", "0"])
