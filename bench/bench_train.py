@@ -7,7 +7,8 @@ the task template, label tokens appended, loss on the label tokens only), with t
 count. The token ids of every row come from `tasklm tokenize --jsonl`, so both see identical
 sequences. One "step" = forward + backward + optimizer update over a batch of 16 rows.
 
-The peer is given its best usual setup: fp32 (the default), right-padded batches with an
+The peer is given its best usual setup: fp32 (the default; --dtype bfloat16 casts the frozen base to bf16, PEFT
+keeps the adapter weights in fp32), right-padded batches with an
 attention mask (what PEFT users run; padding positions are not counted as tokens), and the LM head
 applied only to the answer positions (not to every position, which would cost it a full
 vocabulary projection per token). One untimed warm-up forward + backward
@@ -114,9 +115,14 @@ def main():
             w.writerows(sel)
 
     t0 = time.perf_counter()
+    # float32: transformers dequantizes the GGUF into plain nn.Linear weights (asked for another dtype it keeps
+    # the blocks packed and runs its own kernels), so load fp32 and cast for --dtype bfloat16
     model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(a.model)),
-                                                 gguf_file=os.path.basename(a.model),
-                                                 dtype=getattr(torch, a.dtype))
+                                                 gguf_file=os.path.basename(a.model), dtype=torch.float32)
+    if not isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear):
+        sys.exit("bench_train: the GGUF loader did not produce plain nn.Linear weights")
+    if a.dtype != "float32":
+        model = model.to(getattr(torch, a.dtype))  # frozen base in bf16; PEFT keeps the adapter in fp32
     load_s = time.perf_counter() - t0
     if model.config.vocab_size < max(max(s) for _, s in seqs) + 1:
         sys.exit("bench_train: vocabulary mismatch between the GGUF loader and tasklm")
@@ -184,8 +190,7 @@ def main():
     print(f"LoRA training, batch {a.batch}, {tok_step:.0f} tokens/step, {a.threads} threads, "
           f"{a.steps} steps x {a.reps} reps (medians)")
     print(f"{'':24}{'s/step':>10}{'tokens/s':>12}")
-    print(f"{'tasklm train':24}{o_sps:10.3f}{o_tps:12.1f}   (loss {ours[0][2]:.4f} -> {ours[0][3]:.4f}, "
-          f"{o_sps * o_tps:.0f} tokens/step)")
+    print(f"{'tasklm train':24}{o_sps:10.3f}{o_tps:12.1f}   (loss {ours[0][2]:.4f} -> {ours[0][3]:.4f})")
     print(f"{'PyTorch+PEFT ' + a.dtype:24}{p_sps:10.3f}{p_tps:12.1f}   (loss {peer[0][2]:.4f} -> {peer[0][3]:.4f}, "
           f"torch {torch.__version__})")
     print(f"ratio ours/peer tokens/s: {res['ratio_tokens_per_s']:.2f}x  (peer s/step / ours: {res['ratio_s_per_step']:.2f}x)")
