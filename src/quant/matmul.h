@@ -7,7 +7,11 @@
  * computes them; F32 weights use an fp32 dot product.
  *
  * Every kernel has a scalar reference twin; the level argument selects the
- * SIMD variant (see core/cpu.h), tests compare them. */
+ * SIMD variant (see core/cpu.h), tests compare them. Batched calls
+ * (n_tokens > 1) at the AVX2/AVX-512 levels go through the tiled kernels of
+ * matmul_gemm.h, which reuse each weight block across tokens and rows and give
+ * every token the same bits as the single-row kernel of that level, so a
+ * token's result does not depend on the batch it is in. */
 #ifndef TL_QUANT_MATMUL_H
 #define TL_QUANT_MATMUL_H
 
