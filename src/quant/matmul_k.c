@@ -382,14 +382,16 @@ K_AVX512 static void k_rows_avx512(uint32_t type, const mm_weight_t *w, const vo
         for (int t = 0; t < n_tokens;) {
             const mm_block_q8_k_t *a[8];
             float v[8];
-            int T = n_tokens - t >= 8 ? 8 : 1;
+            int T = n_tokens - t >= 8 ? 8 : n_tokens - t >= 4 ? 4 : 1;
             for (int j = 0; j < T; j++) a[j] = (const mm_block_q8_k_t *)((const char *)act + (size_t)(t + j) * act_row);
-            if (type == GGML_TYPE_Q4_K) {
+            if (T == 1) /* a single token: the single-row kernel is faster */
+                v[0] = mm_k_dot(type, w->n_in, row, a[0], CPU_LEVEL_AVX512);
+            else if (type == GGML_TYPE_Q4_K) {
                 if (T == 8) q4_k_tokens(8, w->n_in, row, a, v);
-                else q4_k_tokens(1, w->n_in, row, a, v);
+                else q4_k_tokens(4, w->n_in, row, a, v);
             } else {
                 if (T == 8) q6_k_tokens(8, w->n_in, row, a, v);
-                else q6_k_tokens(1, w->n_in, row, a, v);
+                else q6_k_tokens(4, w->n_in, row, a, v);
             }
             for (int j = 0; j < T; j++) out[(size_t)(t + j) * (size_t)w->n_out + (size_t)r] = v[j];
             t += T;
