@@ -26,5 +26,5 @@ torch.set_num_threads(2)
 a = torch.randn(256, 256)
 assert torch.allclose(a @ torch.eye(256), a)
 print("bench venv ok: torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)
-print(torch.__config__.show().splitlines()[0:12])
+print("\n".join(l for l in torch.__config__.show().splitlines() if "Math Kernel" in l or "CPU capability" in l))
 PY
