@@ -148,11 +148,25 @@ static int load_run(report_t *R, tl_err_t *err) {
     if (!d) return tl_fail(err, "%s: cannot open run folder: %s", R->run_dir, strerror(errno));
     char *names[MAX_STAGES];
     int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < MAX_STAGES)
-        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && strchr(e->d_name, '-')) names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    /* The stages of the run are those run.json lists, in recipe order: folders left
+     * by an earlier version of the recipe (other stage numbers) are not part of it.
+     * Without run.json, every NN-name folder counts. */
+    const cJSON *stages = R->run ? cJSON_GetObjectItemCaseSensitive(R->run, "stages") : NULL;
+    if (cJSON_IsArray(stages)) {
+        const cJSON *st;
+        cJSON_ArrayForEach(st, stages) {
+            const char *dn = str(st, "dir");
+            if (n < MAX_STAGES && dn && dn[0] >= '0' && dn[0] <= '9' && strchr(dn, '-') && !strchr(dn, '/'))
+                names[n++] = strdup(dn);
+        }
+        closedir(d);
+    } else {
+        struct dirent *e;
+        while ((e = readdir(d)) && n < MAX_STAGES)
+            if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && strchr(e->d_name, '-')) names[n++] = strdup(e->d_name);
+        closedir(d);
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+    }
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         char sd[1600];

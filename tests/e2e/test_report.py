@@ -75,6 +75,12 @@ write("08-prune/importance.json", {"n_layer": 4, "method": "cosine", "removed": 
     {"layer": i, "cosine": [0.9, 0.2, 0.01, 0.3][i], "loss_increase": [5, 1, 0.01, 2][i], "rank_cosine": [4, 2, 1, 3][i],
      "rank_loss": [4, 2, 1, 3][i], "rank": [4, 2, 1, 3][i]} for i in range(4)]})
 # no cv stage, no q4_k variants: "not run" rows
+# A folder left by an earlier version of the recipe (not in run.json) is not part of the run.
+write("05-eval-old/manifest.json", manifest("eval-old", "eval", 20))
+write("05-eval-old/eval.json", evalj("stale-variant", 0.1, 0.1, [0.1, 0.1, 0.1], [[1, 0, 0], [0, 1, 0], [0, 0, 1]], 1))
+STAGE_DIRS = ["01-prepare", "02-baseline", "03-eval-zs", "04-train", "05-eval-q8", "06-bench-q8", "07-bench-zs", "08-prune"]
+write("run.json", {"recipe": "recipes/test.ini", "name": "fixture-run", "final_model": "x.gguf",
+                   "stages": [{"dir": d, "kind": d.split("-")[1], "status": "done", "seconds": 1.5} for d in STAGE_DIRS]})
 
 r = run_tasklm(["report", run, "--price-per-hour", "0.5"], timeout=60)
 c.check(r.returncode == 0, "report exits 0", r.stderr)
@@ -100,6 +106,7 @@ c.check((md_row("zero-shot") or ["", ""])[1] == "0.3217", "zero-shot beside the 
 nr = md_row("q4_k+recovery")
 c.check(nr is not None and nr[1] == "not run", "missing variant is a 'not run' row", str(nr))
 c.check("Cross-validation: not run." in md, "missing CV stage reported as not run")
+c.check("stale-variant" not in md and "05-eval-old" not in md, "a stage folder not listed in run.json is left out")
 # Table 5.1: best level within the 800 ms p99 SLA is concurrency 4 (55.5 QPS)
 serving = [l for l in md.split("## Table 5.1")[1].split("## Table 5.4")[0].splitlines() if l.startswith("| q8_0+recovery")]
 cells = [x.strip() for x in serving[0].strip("|").split("|")] if serving else []
