@@ -19,14 +19,7 @@
 
 static const uint32_t kTypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_1, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_IQ4_NL};
 
-static uint32_t rng_state = 2026u;
-static uint32_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rng_uniform(void) { return (float)(rng_next() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+TL_TEST_RNG(2026u)
 
 /* Random bytes in every block, then sane fp16 scales (and Q4_1 mins) so sums stay finite. */
 static void fill_weight(uint32_t type, uint8_t *w, int64_t n_rows, int64_t n_in) {

@@ -14,14 +14,7 @@
 
 static const uint32_t kTypes[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
 
-static uint32_t rng_state = 777u;
-static uint32_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rng_uniform(void) { return (float)(rng_next() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+TL_TEST_RNG(777u)
 static int n_levels(void) { return (int)cpu_detect_level() + 1; }
 
 /* Random bytes, then sane fp16 scales (d, dmin for q4_K; d for q6_K). */

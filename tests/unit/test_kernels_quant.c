@@ -13,14 +13,7 @@
 
 static const uint32_t kTypes[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_IQ4_NL};
 
-static uint32_t rng_state = 12345u;
-static uint32_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rng_uniform(void) { return (float)(rng_next() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+TL_TEST_RNG(12345u)
 
 static size_t block_bytes(uint32_t type) { return ggml_type_block_bytes(type); }
 

@@ -6,6 +6,7 @@
 #define TL_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,5 +86,18 @@ static inline int tl_test_summary(const char *file) {
     printf("RESULT passed=%d failed=%d\n", tl_test_passed, tl_test_failed);
     return tl_test_failed ? 1 : 0;
 }
+
+
+/* A per-file xorshift32 generator for test data: TL_TEST_RNG(seed) defines
+ * rng_state, rng_next() and rng_uniform() (uniform in [-1, 1)). */
+#define TL_TEST_RNG(seed)                                                                     \
+    static uint32_t rng_state = (seed);                                                       \
+    static inline uint32_t rng_next(void) {                                                   \
+        rng_state ^= rng_state << 13;                                                         \
+        rng_state ^= rng_state >> 17;                                                         \
+        rng_state ^= rng_state << 5;                                                          \
+        return rng_state;                                                                     \
+    }                                                                                         \
+    static inline float rng_uniform(void) { return (float)(rng_next() >> 8) / 16777216.0f * 2.0f - 1.0f; }
 
 #endif
