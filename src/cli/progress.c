@@ -63,9 +63,25 @@ static void draw_bar(progress_t *p, double now) {
     progress_format_eta(eta_secs(p, now), eta, sizeof eta);
     snprintf(head, sizeof head, " %ld/%ld", p->done, p->total);
     /* label [bar] done/total tail ETA x */
-    int fixed = (int)strlen(p->label) + 3 + (int)strlen(head) + 2 + (int)strlen(p->tail) + 6 + (int)strlen(eta);
-    int bar = p->width - 1 - fixed;
+    /* The line must fit the terminal (a wrapped line cannot be redrawn in
+     * place): the bar gets 10..40 cells, and the tail is cut at a space when
+     * the rest does not fit, dropped entirely when even that is too wide. */
+    char tail[sizeof p->tail];
+    snprintf(tail, sizeof tail, "%s", p->tail);
+    int base = (int)strlen(p->label) + 3 + (int)strlen(head) + 6 + (int)strlen(eta);
+    int avail = p->width - 1 - base;           /* for bar + "  " + tail */
+    int bar = avail - (tail[0] ? 2 + (int)strlen(tail) : 0);
     if (bar > 40) bar = 40;
+    if (bar < 10) {
+        bar = avail >= 10 ? 10 : (avail >= 5 ? avail : 0);
+        int room = avail - bar - 2;             /* what is left for the tail */
+        if (room < 12) tail[0] = '\0';
+        else if ((int)strlen(tail) > room) {
+            tail[room] = '\0';
+            char *sp = strrchr(tail, ' ');
+            if (sp && sp - tail >= room / 2) *sp = '\0';
+        }
+    }
     fputs("\r\033[K", p->out);
     fputs(p->label, p->out);
     if (bar >= 5) {
@@ -75,7 +91,7 @@ static void draw_bar(progress_t *p, double now) {
         for (int i = 0; i < bar; i++) fputc(i < fill ? '#' : '.', p->out);
         fputc(']', p->out);
     }
-    fprintf(p->out, "%s%s%s  ETA %s", head, p->tail[0] ? "  " : "", p->tail, eta);
+    fprintf(p->out, "%s%s%s  ETA %s", head, tail[0] ? "  " : "", tail, eta);
     fflush(p->out);
     p->drawn = 1;
     p->last_draw = now;

@@ -82,9 +82,51 @@ TEST(tty_bar_in_place) {
     fclose(f);
 }
 
+/* A tail longer than the terminal: the bar keeps at least 10 cells and the
+ * tail is cut at a word so the line fits (80 columns, the default of a pty
+ * without a window size). */
+TEST(tty_long_tail_fits_width) {
+    FILE *f = tmpfile();
+    progress_t p;
+    setenv("COLUMNS", "80", 1);
+    progress_init(&p, f, "train", "step", 2, PROGRESS_TTY);
+    p.clock = fake_clock;
+    fake_now = 0.0;
+    progress_start(&p, 0);
+    fake_now = 1.0;
+    progress_update(&p, 2, "epoch 0.50 loss 1.7485 lr 0.0025 278 tok/s 0.40 s/step eval_loss 3.0595 best 2.9");
+    progress_finish(&p);
+    char *s = slurp(f);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK(!strncmp(s, "\r\033[Ktrain [##########] 2/2  epoch 0.50 loss", 43));
+        CHECK(strstr(s, "  ETA 0s\n") != NULL);
+        const char *line = s + 4; /* after \r\033[K */
+        CHECK(strlen(line) - 1 <= 79);
+        CHECK(line[strlen(line) - 2] == 's');
+        if (strlen(line) - 1 > 79) printf("  got (%zu): %s", strlen(line) - 1, line);
+    }
+    /* too narrow even for the tail: the bar and the counter only */
+    rewind(f);
+    setenv("COLUMNS", "40", 1);
+    progress_init(&p, f, "train", "step", 2, PROGRESS_TTY);
+    p.clock = fake_clock;
+    fake_now = 0.0;
+    progress_start(&p, 0);
+    fake_now = 3.0;
+    progress_update(&p, 1, "epoch 0.50 loss 1.7485 lr 0.0025");
+    progress_finish(&p);
+    free(s);
+    s = slurp(f);
+    CHECK(s && !strcmp(s, "\r\033[Ktrain [#####.....] 1/2  ETA 3s\n"));
+    free(s);
+    fclose(f);
+}
+
 int main(void) {
     RUN(eta_text);
     RUN(plain_lines_with_eta);
     RUN(tty_bar_in_place);
+    RUN(tty_long_tail_fits_width);
     return tl_test_summary("test_progress");
 }
