@@ -1,6 +1,13 @@
 /* Workers wait for a new generation number: they spin briefly (a decode step
  * issues a few hundred short jobs, and a condition-variable wake-up per job
- * would cost more than the job), then sleep on a condition variable. */
+ * would cost more than the job), then sleep on a condition variable.
+ *
+ * threadpool_for jobs hand out chunks from a shared counter. A worker joins
+ * such a job (active + 1, then checks that the job is still the current one
+ * and not closed) before it reads the job; the caller closes the job once
+ * every chunk is taken and waits only for the workers that joined. A worker
+ * that is asleep or descheduled (a shared machine) therefore never holds the
+ * caller up: the running threads take its chunks. */
 #include "core/threadpool.h"
 
 #include <pthread.h>
@@ -29,12 +36,48 @@ struct threadpool {
     atomic_int stop;
     threadpool_fn fn;
     void *ctx;
+    /* threadpool_for */
+    int dynamic;            /* the current job is a threadpool_for job */
+    atomic_int active;      /* workers inside a threadpool_for job */
+    atomic_uint closed;     /* generation of the last closed threadpool_for job */
+    threadpool_range_fn rfn;
+    long n, grain;
+    atomic_long next;       /* first item not yet handed out */
 };
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static void take_chunks(threadpool_t *p, int ith) {
+    for (;;) {
+        long i0 = atomic_fetch_add_explicit(&p->next, p->grain, memory_order_relaxed);
+        if (i0 >= p->n) return;
+        long i1 = i0 + p->grain < p->n ? i0 + p->grain : p->n;
+        p->rfn(p->ctx, ith, i0, i1);
+    }
+}
+
+/* Runs generation g if it is still current and, for threadpool_for, still
+ * open. The job's fields are read only after both checks: then the caller is
+ * waiting for this worker (pending for threadpool_run, active for
+ * threadpool_for), so they cannot change underneath it. */
+static void worker_job(threadpool_t *p, int ith, unsigned g) {
+    atomic_fetch_add(&p->active, 1); /* seq_cst: pairs with the close in threadpool_for */
+    if (atomic_load(&p->gen) != g || atomic_load(&p->closed) == g) {
+        atomic_fetch_sub(&p->active, 1);
+        return;
+    }
+    if (p->dynamic) {
+        take_chunks(p, ith);
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
+        return;
+    }
+    atomic_fetch_sub(&p->active, 1);
+    p->fn(p->ctx, ith, p->n_threads);
+    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
 }
 
 static void *worker_main(void *p_) {
@@ -57,10 +100,11 @@ static void *worker_main(void *p_) {
             spins = 0;
             if (atomic_load(&p->stop)) return NULL;
         }
-        seen = g;
         if (atomic_load(&p->stop)) return NULL;
-        p->fn(p->ctx, a->ith, p->n_threads);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        worker_job(p, a->ith, g);
+        /* a static job g (threadpool_run) cannot be skipped: the caller waits
+         * for it, so gen stays g until this worker has run it */
+        seen = g;
     }
 }
 
@@ -77,6 +121,9 @@ int threadpool_new(threadpool_t **out, int n_threads, tl_err_t *err) {
     atomic_init(&p->pending, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->active, 0);
+    atomic_init(&p->closed, 0);
+    atomic_init(&p->next, 0);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads, sizeof *p->threads);
         p->args = calloc((size_t)n_threads, sizeof *p->args);
@@ -119,6 +166,17 @@ void threadpool_free(threadpool_t *p) {
 
 int threadpool_n_threads(const threadpool_t *p) { return p ? p->n_threads : 1; }
 
+/* Starts the job whose fields are set; returns its generation. */
+static unsigned publish(threadpool_t *p) {
+    unsigned g = atomic_fetch_add(&p->gen, 1) + 1; /* seq_cst: pairs with the sleepers check in worker_main */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return g;
+}
+
 void threadpool_run(threadpool_t *p, threadpool_fn fn, void *ctx) {
     if (!p || p->n_threads == 1) {
         fn(ctx, 0, 1);
@@ -126,16 +184,35 @@ void threadpool_run(threadpool_t *p, threadpool_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
+    p->dynamic = 0;
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the sleepers check in worker_main */
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    publish(p);
     fn(ctx, 0, p->n_threads);
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        if (++spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
+}
+
+void threadpool_for(threadpool_t *p, long n, long grain, threadpool_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    if (!p || p->n_threads == 1 || n <= grain) {
+        fn(ctx, 0, 0, n);
+        return;
+    }
+    p->rfn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->grain = grain;
+    p->dynamic = 1;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    unsigned g = publish(p);
+    take_chunks(p, 0);
+    atomic_store(&p->closed, g); /* seq_cst: a worker that joins after this sees it and leaves */
+    int spins = 0;
+    while (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
         if (++spins < SPIN_ITERS) cpu_relax();
         else sched_yield();
     }

@@ -16,6 +16,14 @@ void threadpool_free(threadpool_t *p);
 int threadpool_n_threads(const threadpool_t *p);
 void threadpool_run(threadpool_t *p, threadpool_fn fn, void *ctx);
 
+/* fn(ctx, ith, i0, i1) over [0, n) in chunks of grain items, handed out to
+ * whichever threads are running (ith: the calling thread, for per-thread
+ * scratch); every item is in exactly one call. Returns when all calls have
+ * finished. Results must not depend on which thread runs a chunk; in return a
+ * thread that the OS has descheduled does not hold the others up. */
+typedef void (*threadpool_range_fn)(void *ctx, int ith, long i0, long i1);
+void threadpool_for(threadpool_t *p, long n, long grain, threadpool_range_fn fn, void *ctx);
+
 /* Contiguous share [*begin, *end) of n items for thread ith of nth. */
 static inline void threadpool_split(long n, int ith, int nth, long *begin, long *end) {
     long per = n / nth, rem = n % nth;

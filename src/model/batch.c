@@ -17,6 +17,9 @@ struct model_batch {
     int max_tokens, max_depth, max_prefix;
     int n_last; /* tokens of the last successful model_batch_eval (hidden states in x) */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
+    float *xc;         /* last layer: the hidden states of the rows that need outputs, packed */
+    int *out_rows;     /* last layer: the tokens whose outputs are computed (model_batch_eval_rows) */
+    unsigned char *has_out; /* has_out[t]: token t's final hidden state is in x */
     float *scores;     /* n_threads * (max_prefix + max_depth) */
     int *anc;          /* max_tokens * max_depth: ancestors of each token, oldest first, itself last */
     int *anc_len, *n_pre;
@@ -64,12 +67,15 @@ int model_batch_new(model_batch_t **out, const model_t *m, int max_tokens, int m
     b->g = alloc_floats(T * F);
     b->u = alloc_floats(T * F);
     b->rope = alloc_floats(T * cf->n_rot);
+    b->xc = alloc_floats(T * E);
+    b->out_rows = calloc(T, sizeof *b->out_rows);
+    b->has_out = calloc(T, 1);
     b->scores = alloc_floats(nth * (size_t)(max_prefix + max_depth));
     b->anc = calloc(T * (size_t)max_depth, sizeof *b->anc);
     b->anc_len = calloc(T, sizeof *b->anc_len);
     b->n_pre = calloc(T, sizeof *b->n_pre);
     b->mm_scratch = aligned_alloc(64, (b->mm_scratch_bytes + 63) & ~(size_t)63);
-    if (!b->x || !b->xn || !b->q || !b->k || !b->v || !b->att || !b->o || !b->g || !b->u || !b->rope || !b->scores ||
+    if (!b->x || !b->xn || !b->q || !b->k || !b->v || !b->att || !b->o || !b->g || !b->u || !b->rope || !b->xc || !b->out_rows || !b->has_out || !b->scores ||
         !b->anc || !b->anc_len || !b->n_pre || !b->mm_scratch) {
         model_batch_free(b);
         return tl_fail(err, "model batch of %d tokens: out of memory", max_tokens);
@@ -90,6 +96,9 @@ void model_batch_free(model_batch_t *b) {
     free(b->g);
     free(b->u);
     free(b->rope);
+    free(b->xc);
+    free(b->out_rows);
+    free(b->has_out);
     free(b->scores);
     free(b->anc);
     free(b->anc_len);
@@ -135,11 +144,12 @@ typedef struct {
     model_batch_t *b;
     const model_ctx_t *pc;
     int layer, n;
+    const int *rows; /* NULL: item t is token t; else token rows[t], its q and output at packed index t */
 } battn_job_t;
 
 /* softmax(scale * K q) V over the token's root prefix rows, then its own
  * ancestors, in position order (the order forward.c sums in). */
-static void batch_attention_job(void *arg, int ith, int nth) {
+static void batch_attention_job(void *arg, int ith, long i0, long i1) {
     battn_job_t *j = arg;
     model_batch_t *b = j->b;
     const model_ctx_t *pc = j->pc;
@@ -151,31 +161,23 @@ static void batch_attention_job(void *arg, int ith, int nth) {
     const float *vc = pc->v_cache + (size_t)j->layer * pc->n_ctx * KV;
     float scale = 1.0f / sqrtf((float)hd);
     float *scores = b->scores + (size_t)ith * (size_t)(b->max_prefix + b->max_depth);
-    long i0, i1;
-    threadpool_split((long)j->n * H, ith, nth, &i0, &i1);
     for (long i = i0; i < i1; i++) {
-        int t = (int)(i / H), h = (int)(i % H), kvh = h / group;
+        int r = (int)(i / H), h = (int)(i % H), kvh = h / group;
+        int t = j->rows ? j->rows[r] : r;
         int np = b->n_pre[t], na = b->anc_len[t];
         const int *anc = b->anc + (size_t)t * b->max_depth;
-        const float *q = b->q + t * Q + (long)h * hd;
+        const float *q = b->q + r * Q + (long)h * hd;
         for (int p = 0; p < np; p++) scores[p] = scale * matmul_dot_f32(hd, q, kc + p * KV + (long)kvh * hd, m->level);
         for (int a = 0; a < na; a++)
             scores[np + a] = scale * matmul_dot_f32(hd, q, b->k + anc[a] * KV + (long)kvh * hd, m->level);
         softmax_forward(scores, np + na);
-        for (int p = 0; p < np + na; p++) scores[p] = fp16_to_fp32(fp32_to_fp16(scores[p]));
-        float *out = b->att + t * Q + (long)h * hd;
-        memset(out, 0, sizeof(float) * (size_t)hd);
-        for (int p = 0; p < np + na; p++) {
-            const float *vp = p < np ? vc + p * KV + (long)kvh * hd : b->v + anc[p - np] * KV + (long)kvh * hd;
-            float s = scores[p];
-            for (int d = 0; d < hd; d++) out[d] += s * vp[d];
-        }
+        round_fp16_forward(scores, np + na, m->level);
+        float *out = b->att + r * Q + (long)h * hd;
+        attention_v_sum(out, scores, np, vc + (long)kvh * hd, KV, NULL, 0, hd, m->level);
+        attention_v_sum(out, scores + np, na, b->v + (long)kvh * hd, KV, anc, np > 0, hd, m->level);
     }
 }
 
-static void round_fp16(float *x, long n) {
-    for (long i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
-}
 
 static void add_bias(float *x, const float *bias, int n_tokens, long dim) {
     if (!bias) return;
@@ -211,7 +213,64 @@ static int plan(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t
     return 0;
 }
 
-int model_batch_eval(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t *toks, int n, tl_err_t *err) {
+/* One block over every token (rows NULL), or the last block restricted to
+ * the outputs of n_rows tokens: all tokens' k and v (which those rows attend
+ * to), but q, attention, o-proj and FFN only for the rows, packed in b->xc.
+ * Per token the operations are the same either way. */
+static int eval_layer(model_batch_t *b, const model_ctx_t *pc, uint32_t l, int n, const int *rows, int n_rows,
+                      const mm_env_t *env, tl_err_t *err) {
+    const model_t *m = b->m;
+    const model_config_t *cf = &m->cfg;
+    const layer_t *L = &m->layers[l];
+    long E = cf->n_embd, Q = (long)cf->n_head * cf->head_dim, KV = (long)cf->n_head_kv * cf->head_dim, F = cf->n_ff;
+    int nq = rows ? n_rows : n;
+    for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
+    if (rows) {
+        float *kv[2] = {b->k, b->v};
+        const mm_weight_t *wkv[2] = {&L->wk, &L->wv};
+        if (matmul_forward_n(kv, b->xn, wkv, 2, n, env, err)) return -1;
+        for (int r = 0; r < n_rows; r++) memcpy(b->xc + r * E, b->xn + (long)rows[r] * E, sizeof(float) * (size_t)E);
+        if (matmul_forward(b->q, b->xc, &L->wq, n_rows, env, err)) return -1;
+    } else {
+        float *qkv[3] = {b->q, b->k, b->v};
+        const mm_weight_t *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        if (matmul_forward_n(qkv, b->xn, wqkv, 3, n, env, err)) return -1;
+    }
+    add_bias(b->q, L->bq, nq, Q);
+    add_bias(b->k, L->bk, n, KV);
+    add_bias(b->v, L->bv, n, KV);
+    for (int r = 0; r < nq; r++)
+        rope_forward(b->q + r * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot,
+                     b->rope + (long)(rows ? rows[r] : r) * cf->n_rot, 0);
+    for (int t = 0; t < n; t++)
+        rope_forward(b->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot, b->rope + (long)t * cf->n_rot, 0);
+    round_fp16_forward(b->q, nq * Q, m->level);
+    round_fp16_forward(b->k, n * KV, m->level);
+    round_fp16_forward(b->v, n * KV, m->level);
+    battn_job_t aj = {.b = b, .pc = pc, .layer = (int)l, .n = nq, .rows = rows};
+    threadpool_for(m->pool, (long)nq * cf->n_head, attn_grain(nq * (long)cf->n_head, m->pool), batch_attention_job, &aj);
+    /* the residual stream of the tokens that go on: all of x, or the rows packed in xc */
+    float *x = b->x;
+    if (rows) {
+        x = b->xc;
+        for (int r = 0; r < n_rows; r++) memcpy(x + r * E, b->x + (long)rows[r] * E, sizeof(float) * (size_t)E);
+    }
+    if (matmul_forward(b->o, b->att, &L->wo, nq, env, err)) return -1;
+    for (long i = 0; i < nq * E; i++) x[i] += b->o[i];
+    for (int t = 0; t < nq; t++) rmsnorm_forward(b->xn + t * E, x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
+    float *gu[2] = {b->g, b->u};
+    const mm_weight_t *wgu[2] = {&L->w_gate, &L->w_up};
+    if (matmul_forward_n(gu, b->xn, wgu, 2, nq, env, err)) return -1;
+    swiglu_forward(b->g, b->u, (int)(nq * F));
+    if (matmul_forward(b->o, b->g, &L->w_down, nq, env, err)) return -1;
+    for (long i = 0; i < nq * E; i++) x[i] += b->o[i];
+    if (rows)
+        for (int r = 0; r < n_rows; r++) memcpy(b->x + (long)rows[r] * E, x + r * E, sizeof(float) * (size_t)E);
+    return 0;
+}
+
+int model_batch_eval_rows(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t *toks, int n,
+                          const int *rows, int n_rows, tl_err_t *err) {
     const model_t *m = b->m;
     const model_config_t *cf = &m->cfg;
     if (pc->m != m) return tl_fail(err, "model batch: the prefix context belongs to another model");
@@ -219,7 +278,21 @@ int model_batch_eval(model_batch_t *b, const model_ctx_t *pc, const model_batch_
     if (n > b->max_tokens) return tl_fail(err, "model batch: %d tokens exceed the batch's %d", n, b->max_tokens);
     b->n_last = 0;
     if (plan(b, pc, toks, n, err)) return -1;
-    long E = cf->n_embd, Q = (long)cf->n_head * cf->head_dim, KV = (long)cf->n_head_kv * cf->head_dim, F = cf->n_ff;
+    if (rows) {
+        if (n_rows < 0 || n_rows > n) return tl_fail(err, "model batch: %d output rows for %d tokens", n_rows, n);
+        memset(b->has_out, 0, (size_t)n);
+        int k = 0;
+        for (int r = 0; r < n_rows; r++) {
+            if (rows[r] < 0 || rows[r] >= n)
+                return tl_fail(err, "model batch: output row %d names token %d of %d", r, rows[r], n);
+            if (!b->has_out[rows[r]]) b->out_rows[k++] = rows[r]; /* each token once */
+            b->has_out[rows[r]] = 1;
+        }
+        n_rows = k;
+    } else {
+        memset(b->has_out, 1, (size_t)n);
+    }
+    long E = cf->n_embd;
     mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
     for (int t = 0; t < n; t++) {
         const void *row = (const char *)m->tok_embd->data + (size_t)toks[t].id * m->tok_embd_row_bytes;
@@ -229,35 +302,15 @@ int model_batch_eval(model_batch_t *b, const model_ctx_t *pc, const model_batch_
         rope_table(b->rope + (long)t * cf->n_rot, b->n_pre[t] + b->anc_len[t] - 1, (int)cf->n_rot, cf->rope_freq_base);
     }
     for (uint32_t l = 0; l < cf->n_layer; l++) {
-        const layer_t *L = &m->layers[l];
-        for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
-        if (matmul_forward(b->q, b->xn, &L->wq, n, &env, err) || matmul_forward(b->k, b->xn, &L->wk, n, &env, err) ||
-            matmul_forward(b->v, b->xn, &L->wv, n, &env, err))
-            return -1;
-        add_bias(b->q, L->bq, n, Q);
-        add_bias(b->k, L->bk, n, KV);
-        add_bias(b->v, L->bv, n, KV);
-        for (int t = 0; t < n; t++) {
-            const float *cs = b->rope + (long)t * cf->n_rot;
-            rope_forward(b->q + t * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
-            rope_forward(b->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot, cs, 0);
-        }
-        round_fp16(b->q, n * Q);
-        round_fp16(b->k, n * KV);
-        round_fp16(b->v, n * KV);
-        battn_job_t aj = {.b = b, .pc = pc, .layer = (int)l, .n = n};
-        threadpool_run(m->pool, batch_attention_job, &aj);
-        if (matmul_forward(b->o, b->att, &L->wo, n, &env, err)) return -1;
-        for (long i = 0; i < n * E; i++) b->x[i] += b->o[i];
-        for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
-        if (matmul_forward(b->g, b->xn, &L->w_gate, n, &env, err) || matmul_forward(b->u, b->xn, &L->w_up, n, &env, err))
-            return -1;
-        swiglu_forward(b->g, b->u, (int)(n * F));
-        if (matmul_forward(b->o, b->g, &L->w_down, n, &env, err)) return -1;
-        for (long i = 0; i < n * E; i++) b->x[i] += b->o[i];
+        bool last = l + 1 == cf->n_layer && rows;
+        if (eval_layer(b, pc, l, n, last ? b->out_rows : NULL, last ? n_rows : 0, &env, err)) return -1;
     }
     b->n_last = n;
     return 0;
+}
+
+int model_batch_eval(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t *toks, int n, tl_err_t *err) {
+    return model_batch_eval_rows(b, pc, toks, n, NULL, 0, err);
 }
 
 int model_batch_logits(model_batch_t *b, const int *rows, int n_rows, const model_head_t *head, float *logits,
@@ -269,6 +322,9 @@ int model_batch_logits(model_batch_t *b, const int *rows, int n_rows, const mode
     for (int k = 0; k < n_rows; k++)
         if (rows[k] < 0 || rows[k] >= b->n_last)
             return tl_fail(err, "model batch: logit row %d names token %d of %d", k, rows[k], b->n_last);
+        else if (!b->has_out[rows[k]])
+            return tl_fail(err, "model batch: logit row %d names token %d, whose output the pass did not compute", k,
+                           rows[k]);
     if (!n_rows) return 0;
     mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
     for (int k = 0; k < n_rows; k++)

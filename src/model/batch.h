@@ -40,6 +40,13 @@ void model_head_free(model_head_t *h);
  * parents or depths. */
 int model_batch_eval(model_batch_t *b, const model_ctx_t *prefix, const model_batch_tok_t *toks, int n,
                      tl_err_t *err);
+/* The same for a pass that needs the outputs (model_batch_logits) of only
+ * n_rows tokens, rows[0..n_rows): the last block computes every token's keys
+ * and values but the query, attention and feed-forward of those rows only.
+ * Their hidden states equal model_batch_eval's bit for bit; logits of other
+ * rows are refused. */
+int model_batch_eval_rows(model_batch_t *b, const model_ctx_t *prefix, const model_batch_tok_t *toks, int n,
+                          const int *rows, int n_rows, tl_err_t *err);
 /* After model_batch_eval: for each k < n_rows, logits + k * width receives the
  * logits after token rows[k]; width = n_vocab with head NULL, else the
  * head's id count. */

@@ -92,7 +92,7 @@ typedef struct {
     int layer, n, pos0;
 } attn_job_t;
 
-static void attention_job(void *arg, int ith, int nth) {
+static void attention_job(void *arg, int ith, long i0, long i1) {
     attn_job_t *j = arg;
     model_ctx_t *c = j->c;
     const model_config_t *cf = &c->m->cfg;
@@ -102,8 +102,6 @@ static void attention_job(void *arg, int ith, int nth) {
     const float *vc = c->v_cache + (size_t)j->layer * c->n_ctx * KV;
     float scale = 1.0f / sqrtf((float)hd);
     float *scores = c->scores + (size_t)ith * c->n_ctx;
-    long i0, i1;
-    threadpool_split((long)j->n * H, ith, nth, &i0, &i1);
     for (long i = i0; i < i1; i++) {
         int t = (int)(i / H), h = (int)(i % H), kvh = h / group;
         attention_forward(c->att + t * Q + (long)h * hd, c->q + t * Q + (long)h * hd, kc + (long)kvh * hd,
@@ -111,9 +109,6 @@ static void attention_job(void *arg, int ith, int nth) {
     }
 }
 
-static void round_fp16(float *x, long n) {
-    for (long i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
-}
 
 static void add_bias(float *x, const float *b, int n_tokens, long dim) {
     if (!b) return;
@@ -141,9 +136,9 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
         float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
         float *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * KV;
         for (int t = 0; t < n; t++) rmsnorm_forward(c->xn + t * E, c->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
-        if (matmul_forward(c->q, c->xn, &L->wq, n, &env, err) || matmul_forward(c->k, c->xn, &L->wk, n, &env, err) ||
-            matmul_forward(c->v, c->xn, &L->wv, n, &env, err))
-            return -1;
+        float *qkv[3] = {c->q, c->k, c->v};
+        const mm_weight_t *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        if (matmul_forward_n(qkv, c->xn, wqkv, 3, n, &env, err)) return -1;
         add_bias(c->q, L->bq, n, Q);
         add_bias(c->k, L->bk, n, KV);
         add_bias(c->v, L->bv, n, KV);
@@ -155,18 +150,19 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
         /* The cache holds fp16-precision values, like llama.cpp's default F16
          * cache (which also rounds q for the K dot product); matching that
          * rounding keeps greedy decisions aligned with it. */
-        round_fp16(c->q, n * Q);
-        round_fp16(c->k, n * KV);
-        round_fp16(c->v, n * KV);
+        round_fp16_forward(c->q, n * Q, m->level);
+        round_fp16_forward(c->k, n * KV, m->level);
+        round_fp16_forward(c->v, n * KV, m->level);
         memcpy(kc, c->k, sizeof(float) * (size_t)(n * KV));
         memcpy(vc, c->v, sizeof(float) * (size_t)(n * KV));
         attn_job_t aj = {.c = c, .layer = (int)l, .n = n, .pos0 = pos0};
-        threadpool_run(m->pool, attention_job, &aj);
+        threadpool_for(m->pool, (long)n * cf->n_head, attn_grain(n * (long)cf->n_head, m->pool), attention_job, &aj);
         if (matmul_forward(c->o, c->att, &L->wo, n, &env, err)) return -1;
         for (long i = 0; i < n * E; i++) c->x[i] += c->o[i];
         for (int t = 0; t < n; t++) rmsnorm_forward(c->xn + t * E, c->x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
-        if (matmul_forward(c->g, c->xn, &L->w_gate, n, &env, err) || matmul_forward(c->u, c->xn, &L->w_up, n, &env, err))
-            return -1;
+        float *gu[2] = {c->g, c->u};
+        const mm_weight_t *wgu[2] = {&L->w_gate, &L->w_up};
+        if (matmul_forward_n(gu, c->xn, wgu, 2, n, &env, err)) return -1;
         swiglu_forward(c->g, c->u, (int)(n * F));
         if (matmul_forward(c->o, c->g, &L->w_down, n, &env, err)) return -1;
         for (long i = 0; i < n * E; i++) c->x[i] += c->o[i];

@@ -1,5 +1,6 @@
 #include "model/kernels.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -55,16 +56,59 @@ void swiglu_forward(float *g, const float *u, int n) {
     for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+#define K512 __attribute__((target("avx512f,avx512vl,f16c")))
+
+K512 static void round_fp16_avx512(float *x, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_storeu_ps(x + i, _mm512_cvtph_ps(h));
+    }
+    for (; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+void round_fp16_forward(float *x, long n, cpu_level_t level) {
+    if (level == CPU_LEVEL_AVX512) {
+        round_fp16_avx512(x, n);
+        return;
+    }
+    for (long i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+/* head_dim (a multiple of 16, at most 128) floats held in registers across
+ * the rows; each element sees the scalar loop's operations (a product, then a
+ * sum; no fused multiply-add) in the same order. */
+K512 static void v_sum_avx512(float *out, const float *s, int n, const float *v, long stride, const int *idx,
+                              int accumulate, int head_dim) {
+    __m512 acc[8];
+    int nv = head_dim / 16;
+    for (int c = 0; c < nv; c++) acc[c] = accumulate ? _mm512_loadu_ps(out + 16 * c) : _mm512_setzero_ps();
+    for (int p = 0; p < n; p++) {
+        const float *vp = v + (idx ? idx[p] : p) * stride;
+        __m512 sp = _mm512_set1_ps(s[p]);
+        for (int c = 0; c < nv; c++) acc[c] = _mm512_add_ps(acc[c], _mm512_mul_ps(sp, _mm512_loadu_ps(vp + 16 * c)));
+    }
+    for (int c = 0; c < nv; c++) _mm512_storeu_ps(out + 16 * c, acc[c]);
+}
+
+void attention_v_sum(float *out, const float *s, int n, const float *v, long stride, const int *idx, int accumulate,
+                     int head_dim, cpu_level_t level) {
+    if (level == CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim <= 128) {
+        v_sum_avx512(out, s, n, v, stride, idx, accumulate, head_dim);
+        return;
+    }
+    if (!accumulate) memset(out, 0, sizeof(float) * (size_t)head_dim);
+    for (int p = 0; p < n; p++) {
+        const float *vp = v + (idx ? idx[p] : p) * stride;
+        float sp = s[p];
+        for (int d = 0; d < head_dim; d++) out[d] += sp * vp[d];
+    }
+}
+
 void attention_forward(float *out, const float *q, const float *k, const float *v, int n_kv, int head_dim,
                        long stride, float scale, float *scores, int round_p16, cpu_level_t level) {
     for (int p = 0; p < n_kv; p++) scores[p] = scale * matmul_dot_f32(head_dim, q, k + p * stride, level);
     softmax_forward(scores, n_kv);
-    if (round_p16)
-        for (int p = 0; p < n_kv; p++) scores[p] = fp16_to_fp32(fp32_to_fp16(scores[p]));
-    memset(out, 0, sizeof(float) * (size_t)head_dim);
-    for (int p = 0; p < n_kv; p++) {
-        const float *vp = v + p * stride;
-        float s = scores[p];
-        for (int d = 0; d < head_dim; d++) out[d] += s * vp[d];
-    }
+    if (round_p16) round_fp16_forward(scores, n_kv, level);
+    attention_v_sum(out, scores, n_kv, v, stride, NULL, 0, head_dim, level);
 }

@@ -6,6 +6,14 @@
 #include <stdint.h>
 
 #include "core/cpu.h"
+#include "core/threadpool.h"
+
+/* Chunk of (token, head) attention items for threadpool_for: about an eighth
+ * of a thread's share. */
+static inline long attn_grain(long n_items, const threadpool_t *pool) {
+    long g = n_items / (8L * threadpool_n_threads(pool));
+    return g < 1 ? 1 : g;
+}
 
 /* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double). */
 void rmsnorm_forward(float *y, const float *x, const float *w, int n, float eps);
@@ -30,5 +38,17 @@ void swiglu_forward(float *g, const float *u, int n);
  * weighting V (llama.cpp multiplies an F16 V cache by fp16 probabilities). */
 void attention_forward(float *out, const float *q, const float *k, const float *v, int n_kv, int head_dim,
                        long stride, float scale, float *scores, int round_p16, cpu_level_t level);
+
+/* x[i] = fp16_to_fp32(fp32_to_fp16(x[i])) (round to nearest even); at
+ * CPU_LEVEL_AVX512 with the F16C instructions, the same bits for every
+ * non-NaN value. */
+void round_fp16_forward(float *x, long n, cpu_level_t level);
+
+/* out[d] (+)= sum over p < n, in order, of s[p] * row_p[d], d < head_dim, with
+ * row_p = v + p * stride, or v + idx[p] * stride when idx is given;
+ * accumulate = 0 starts from zero. Every level gives the plain loop's bits
+ * (a product, then a sum, per element and row). */
+void attention_v_sum(float *out, const float *s, int n, const float *v, long stride, const int *idx, int accumulate,
+                     int head_dim, cpu_level_t level);
 
 #endif

@@ -154,15 +154,22 @@ float matmul_dot_f32(int64_t n, const float *w, const float *a, cpu_level_t leve
 
 /* ---- the matmul ---- */
 
+/* One call over up to MM_MAX_MULTI weights that share the input (same type and
+ * n_in): the activations are quantized once, and the weights' rows form one
+ * item space that the threads take chunks of (items of `unit` rows; a
+ * weight's last item may be short). */
 typedef struct {
-    float *out;
     const float *x;
-    const mm_weight_t *w;
+    const mm_weight_t *w; /* the first weight: type and n_in of all */
     int n_tokens;
     void *act;        /* quantized activations, or NULL for F32 weights */
     size_t act_row;   /* bytes per quantized activation row */
     void *panel;      /* packed activations for the tiled kernels, or NULL */
     cpu_level_t level;
+    int nw, unit;
+    const mm_weight_t *ws[MM_MAX_MULTI];
+    float *outs[MM_MAX_MULTI];
+    long start[MM_MAX_MULTI + 1]; /* first item of each weight */
 } mm_job_t;
 
 static void quantize_rows(const mm_job_t *j, long t0, long t1) {
@@ -175,45 +182,18 @@ static void quantize_rows(const mm_job_t *j, long t0, long t1) {
     }
 }
 
-static void quantize_job(void *ctx, int ith, int nth) {
-    mm_job_t *j = ctx;
-    long t0, t1;
-    threadpool_split(j->n_tokens, ith, nth, &t0, &t1);
-    quantize_rows(j, t0, t1);
-}
+static void quantize_range(void *ctx, int ith, long t0, long t1) { quantize_rows(ctx, t0, t1); }
 
 /* Quantize and pack whole panel tiles, so one dispatch prepares the tiled kernels' input. */
-static void quantize_pack_job(void *ctx, int ith, int nth) {
+static void quantize_pack_range(void *ctx, int ith, long k0, long k1) {
     mm_job_t *j = ctx;
-    long n_tiles = (j->n_tokens + MM_GEMM_TS - 1) / MM_GEMM_TS, k0, k1;
-    threadpool_split(n_tiles, ith, nth, &k0, &k1);
     long t1 = k1 * MM_GEMM_TS < j->n_tokens ? k1 * MM_GEMM_TS : j->n_tokens;
     quantize_rows(j, k0 * MM_GEMM_TS, t1);
     mm_gemm_pack(j->w->type, j->w->n_in, j->act, j->act_row, j->n_tokens, k0, k1, j->panel);
 }
 
-static void k_gemm_job(void *ctx, int ith, int nth) {
-    mm_job_t *j = ctx;
-    long r0, r1;
-    threadpool_split(j->w->n_out, ith, nth, &r0, &r1);
-    if (r0 < r1) mm_k_gemm_rows(j->w, j->act, j->act_row, j->n_tokens, r0, r1, j->out);
-}
-
-/* Rows in whole tiles of four per thread, every token. */
-static void gemm_job(void *ctx, int ith, int nth) {
-    mm_job_t *j = ctx;
-    long r0, r1;
-    threadpool_split((j->w->n_out + 3) / 4, ith, nth, &r0, &r1);
-    r0 *= 4;
-    r1 = r1 * 4 < j->w->n_out ? r1 * 4 : j->w->n_out;
-    if (r0 < r1) mm_gemm_rows(j->w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->out, j->level);
-}
-
-static void matmul_job(void *ctx, int ith, int nth) {
-    mm_job_t *j = ctx;
-    const mm_weight_t *w = j->w;
-    long r0, r1;
-    threadpool_split(w->n_out, ith, nth, &r0, &r1);
+/* Rows [r0, r1) of w for every token, one row at a time (n_tokens == 1 and the types without tiles). */
+static void rows_plain(const mm_job_t *j, const mm_weight_t *w, float *out, long r0, long r1) {
     for (long r = r0; r < r1; r++) {
         const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
         int t = 0;
@@ -227,7 +207,7 @@ static void matmul_job(void *ctx, int ith, int nth) {
                     mm_dot4_q4_1_q8_1_avx512(w->n_in, row, (const mm_block_q8_1_t *const *)acts, v4);
                 else
                     mm_dot4_q8_0_q8_0_avx512(w->n_in, row, (const mm_block_q8_0_t *const *)acts, v4);
-                for (int k = 0; k < 4; k++) j->out[(size_t)(t + k) * w->n_out + r] = v4[k];
+                for (int k = 0; k < 4; k++) out[(size_t)(t + k) * w->n_out + r] = v4[k];
             }
         }
         for (; t < j->n_tokens; t++) {
@@ -242,16 +222,63 @@ static void matmul_job(void *ctx, int ith, int nth) {
                 v = mm_ext_dot(w->type, w->n_in, row, (const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), j->level);
             else
                 v = matmul_dot_f32(w->n_in, row, j->x + (size_t)t * w->n_in, j->level);
-            j->out[(size_t)t * w->n_out + r] = v;
+            out[(size_t)t * w->n_out + r] = v;
         }
     }
 }
 
-int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
-                   tl_err_t *err) {
-    mm_job_t j = {.out = out, .x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .panel = NULL,
-                  .level = env->level};
+enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM };
+
+/* Items [i0, i1) of the combined row space through one kind of kernel. */
+static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
+    for (int k = 0; k < j->nw; k++) {
+        long a = i0 > j->start[k] ? i0 : j->start[k], b = i1 < j->start[k + 1] ? i1 : j->start[k + 1];
+        if (a >= b) continue;
+        const mm_weight_t *w = j->ws[k];
+        long r0 = (a - j->start[k]) * j->unit, r1 = (b - j->start[k]) * j->unit;
+        if (r1 > w->n_out) r1 = w->n_out;
+        if (kind == KIND_GEMM) mm_gemm_rows(w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k], j->level);
+        else if (kind == KIND_K_GEMM) mm_k_gemm_rows(w, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k]);
+        else rows_plain(j, w, j->outs[k], r0, r1);
+    }
+}
+
+static void gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_GEMM, i0, i1); }
+static void k_gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_K_GEMM, i0, i1); }
+static void plain_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_PLAIN, i0, i1); }
+
+/* Chunks of about an eighth of a thread's share: small enough that a thread
+ * the OS has descheduled leaves little to wait for, large enough that the
+ * shared counter costs nothing. */
+static long grain_of(long n_items, const mm_env_t *env) {
+    long g = n_items / (8L * threadpool_n_threads(env->pool));
+    return g < 1 ? 1 : g;
+}
+
+static void run_rows(mm_job_t *j, int kind, const mm_env_t *env) {
+    long n = j->start[j->nw];
+    threadpool_range_fn fn = kind == KIND_GEMM ? gemm_range : kind == KIND_K_GEMM ? k_gemm_range : plain_range;
+    threadpool_for(env->pool, n, grain_of(n, env), fn, j);
+}
+
+int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *const *ws, int nw, int n_tokens,
+                     const mm_env_t *env, tl_err_t *err) {
+    if (nw < 1 || nw > MM_MAX_MULTI) return tl_fail(err, "matmul: %d weights in one call (1 to %d)", nw, MM_MAX_MULTI);
+    const mm_weight_t *w = ws[0];
+    for (int k = 1; k < nw; k++)
+        if (ws[k]->type != w->type || ws[k]->n_in != w->n_in) {
+            for (int i = 0; i < nw; i++)
+                if (matmul_forward_n(&outs[i], x, &ws[i], 1, n_tokens, env, err)) return -1;
+            return 0;
+        }
+    mm_job_t j = {.x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .panel = NULL,
+                  .level = env->level, .nw = nw, .unit = 1};
+    for (int k = 0; k < nw; k++) {
+        j.ws[k] = ws[k];
+        j.outs[k] = outs[k];
+    }
     if (n_tokens <= 0) return 0;
+    int kind = KIND_PLAIN;
     if (w->type != GGML_TYPE_F32) {
         j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
@@ -264,23 +291,28 @@ int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_token
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
                            n_tokens, (long long)w->n_in);
         j.act = env->scratch;
-        if (gemm) {
-            if (packed) {
-                j.panel = (char *)env->scratch + act_bytes;
-                threadpool_run(env->pool, quantize_pack_job, &j);
-            } else {
-                threadpool_run(env->pool, quantize_job, &j);
-            }
-            threadpool_run(env->pool, gemm_job, &j);
-            return 0;
+        if (packed) {
+            j.panel = (char *)env->scratch + act_bytes;
+            threadpool_for(env->pool, (n_tokens + MM_GEMM_TS - 1) / MM_GEMM_TS, 1, quantize_pack_range, &j);
+        } else if (n_tokens == 1) {
+            quantize_rows(&j, 0, 1);
+        } else {
+            threadpool_for(env->pool, n_tokens, 4, quantize_range, &j);
         }
-        if (n_tokens == 1) quantize_job(&j, 0, 1);
-        else threadpool_run(env->pool, quantize_job, &j);
-        if (mm_k_gemm_supports(w->type, n_tokens, env->level)) {
-            threadpool_run(env->pool, k_gemm_job, &j);
-            return 0;
+        if (gemm) {
+            kind = KIND_GEMM;
+            j.unit = 4; /* whole row tiles */
+        } else if (mm_k_gemm_supports(w->type, n_tokens, env->level)) {
+            kind = KIND_K_GEMM;
         }
     }
-    threadpool_run(env->pool, matmul_job, &j);
+    j.start[0] = 0;
+    for (int k = 0; k < nw; k++) j.start[k + 1] = j.start[k] + (ws[k]->n_out + j.unit - 1) / j.unit;
+    run_rows(&j, kind, env);
     return 0;
+}
+
+int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
+                   tl_err_t *err) {
+    return matmul_forward_n(&out, x, &w, 1, n_tokens, env, err);
 }

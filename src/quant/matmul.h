@@ -51,6 +51,13 @@ size_t matmul_scratch_bytes(int64_t n_in, int n_tokens);
  * Fails only if env->scratch is too small. */
 int matmul_forward(float *out, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                    tl_err_t *err);
+/* outs[k] = ws[k] x for k < nw (1..MM_MAX_MULTI) in one call: weights of one
+ * type and n_in share one quantization of x and one dispatch (q/k/v,
+ * gate/up); every output equals matmul_forward's bit for bit. Weights of
+ * mixed types or widths are multiplied one by one. */
+#define MM_MAX_MULTI 4
+int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *const *ws, int nw, int n_tokens,
+                     const mm_env_t *env, tl_err_t *err);
 
 /* ---- building blocks, exposed for tests ---- */
 #define MM_QK 32

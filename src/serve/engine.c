@@ -231,7 +231,7 @@ static void run_pass(serve_engine_t *e, int want_logprob) {
     for (int p = 0; p < np; p++) e->rows[p] = e->pass[p].last;
     for (int p = 0; p < np; p++)
         for (int j = 0; j < e->n_nodes; j++) e->rows[np + nr++] = e->pass[p].base + j;
-    int rc = model_batch_eval(e->batch, e->ctx, e->toks, n, &err);
+    int rc = model_batch_eval_rows(e->batch, e->ctx, e->toks, n, e->rows, np + nr, &err);
     if (!rc) rc = model_batch_logits(e->batch, e->rows, np, want_logprob ? NULL : e->head,
                                      want_logprob ? e->lg_full : e->lg_root, &err);
     if (!rc && nr) rc = model_batch_logits(e->batch, e->rows + np, nr, NULL, e->lg_inner, &err);

@@ -221,11 +221,71 @@ TEST(gemm_dispatch_rules) {
     CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + mm_gemm_panel_bytes(576, 64));
 }
 
+
+/* matmul_forward_n (q/k/v, gate/up: one quantization, one dispatch) equals
+ * one matmul_forward per weight bit for bit, for 1, 16 and 21 tokens, every
+ * level and 1-3 threads; weights of mixed types fall back to one call each. */
+TEST(matmul_forward_n_equals_single_calls) {
+    threadpool_t *pools[3] = {0};
+    tl_err_t err = {0};
+    for (int p = 0; p < 3; p++) CHECK(threadpool_new(&pools[p], p + 1, &err) == 0);
+    const int64_t n_in = 576, outs_n[3] = {576, 192, 196};
+    const uint32_t types[2] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_1};
+    const int toks[3] = {1, 16, 21};
+    for (int ti = 0; ti < 2; ti++) {
+        uint8_t *wq[3];
+        mm_weight_t w[3];
+        size_t rb = (size_t)(n_in / MM_QK) * ggml_type_block_bytes(types[ti]);
+        for (int k = 0; k < 3; k++) {
+            /* the third weight is Q8_0 for the Q4_1 pass: mixed types */
+            uint32_t ty = ti == 1 && k == 2 ? GGML_TYPE_Q8_0 : types[ti];
+            size_t rbk = (size_t)(n_in / MM_QK) * ggml_type_block_bytes(ty);
+            wq[k] = malloc(rbk * (size_t)outs_n[k]);
+            fill_weight(ty, wq[k], outs_n[k], n_in);
+            CHECK(matmul_weight_init(&w[k], "blk.0.attn_q.weight", ty, n_in, outs_n[k], wq[k], &err) == 0);
+        }
+        (void)rb;
+        for (int tk = 0; tk < 3; tk++) {
+            int n_tok = toks[tk];
+            float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+            for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = rng_uniform() * (i % 7 == 0 ? 4.0f : 1.0f);
+            size_t sb = matmul_scratch_bytes(n_in, n_tok);
+            void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+            float *got[3], *want[3];
+            for (int k = 0; k < 3; k++) {
+                got[k] = malloc(sizeof(float) * (size_t)(outs_n[k] * n_tok));
+                want[k] = malloc(sizeof(float) * (size_t)(outs_n[k] * n_tok));
+            }
+            const mm_weight_t *ws[3] = {&w[0], &w[1], &w[2]};
+            for (int lv = CPU_LEVEL_SCALAR; lv <= (int)cpu_detect_level(); lv++)
+                for (int p = 0; p < 3; p++) {
+                    mm_env_t env = {.pool = pools[p], .level = (cpu_level_t)lv, .scratch = scratch, .scratch_bytes = sb};
+                    for (int k = 0; k < 3; k++) CHECK(matmul_forward(want[k], x, &w[k], n_tok, &env, &err) == 0);
+                    for (int nw = 2; nw <= 3; nw++) {
+                        CHECK(matmul_forward_n(got, x, ws, nw, n_tok, &env, &err) == 0);
+                        for (int k = 0; k < nw; k++)
+                            CHECK(!memcmp(got[k], want[k], sizeof(float) * (size_t)(outs_n[k] * n_tok)));
+                    }
+                }
+            for (int k = 0; k < 3; k++) {
+                free(got[k]);
+                free(want[k]);
+            }
+            free(scratch);
+            free(x);
+        }
+        for (int k = 0; k < 3; k++) free(wq[k]);
+    }
+    CHECK(matmul_forward_n(NULL, NULL, NULL, MM_MAX_MULTI + 1, 1, NULL, &err) == -1);
+    for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
+}
+
 int main(void) {
     RUN(gemm_equals_single_row_kernels);
     RUN(gemm_model_shapes);
     RUN(gemm_k_types_equal_single_row_kernels);
     RUN(quantizers_simd_bytes_equal_scalar);
     RUN(gemm_dispatch_rules);
+    RUN(matmul_forward_n_equals_single_calls);
     return tl_test_summary("test_gemm");
 }

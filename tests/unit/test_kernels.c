@@ -313,6 +313,76 @@ TEST(attention_vs_naive) {
     }
 }
 
+
+/* round_fp16_forward at each level equals fp16_to_fp32(fp32_to_fp16(x)) bit
+ * for bit: normal, subnormal, overflowing, halfway and signed-zero values. */
+TEST(round_fp16_all_levels) {
+    enum { N = 4099 };
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        float u = (float)(2.0 * urand() - 1.0);
+        switch (i % 6) {
+        case 0: x[i] = u; break;
+        case 1: x[i] = u * 1e-6f; break;  /* fp16 subnormals */
+        case 2: x[i] = u * 1e5f; break;   /* beyond fp16's range */
+        case 3: x[i] = u * 1e-9f; break;  /* underflow to zero */
+        case 4: x[i] = (float)(i % 2048) * (1.0f / 2048) + 1.0f / 4096; break; /* halfway between fp16 values */
+        default: x[i] = i % 12 == 5 ? -0.0f : u * 65504.0f; break;
+        }
+    }
+    for (int lv = CPU_LEVEL_SCALAR; lv <= (int)cpu_detect_level(); lv++) {
+        memcpy(y, x, sizeof(float) * N);
+        round_fp16_forward(y, N, (cpu_level_t)lv);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            float want = fp16_to_fp32(fp32_to_fp16(x[i]));
+            bad += memcmp(&want, &y[i], sizeof want) != 0;
+        }
+        CHECK_EQ_INT(bad, 0);
+    }
+    free(x);
+    free(y);
+}
+
+/* attention_v_sum at each level equals the plain loop bit for bit: rows by
+ * stride and by index list, from zero and accumulating, head sizes 64 and 48
+ * (SIMD) and 40 (the plain loop at every level). */
+TEST(attention_v_sum_all_levels) {
+    const int hds[3] = {64, 48, 40};
+    enum { NR = 37 };
+    long stride = 3 * 64;
+    float *v = malloc(sizeof(float) * NR * 3 * 64), s[NR], ref[64], got[64];
+    int idx[NR];
+    for (int i = 0; i < NR * 3 * 64; i++) v[i] = (float)(2.0 * urand() - 1.0);
+    for (int p = 0; p < NR; p++) {
+        s[p] = fp16_to_fp32(fp32_to_fp16((float)urand() / NR));
+        idx[p] = (p * 7) % NR;
+    }
+    for (int h = 0; h < 3; h++) {
+        int hd = hds[h];
+        for (int mode = 0; mode < 2; mode++) {
+            const int *ix = mode ? idx : NULL;
+            /* reference: the plain loop over all rows; the kernel: 13 rows from zero, then 24 more accumulated */
+            memset(ref, 0, sizeof ref);
+            for (int p = 0; p < NR; p++) {
+                const float *vp = v + 64 + (ix ? ix[p] : p) * stride;
+                for (int d = 0; d < hd; d++) ref[d] += s[p] * vp[d];
+            }
+            for (int lv = CPU_LEVEL_SCALAR; lv <= (int)cpu_detect_level(); lv++) {
+                for (int d = 0; d < 64; d++) got[d] = 99.0f;
+                const float *v2 = ix ? v + 64 : v + 64 + 13 * stride; /* by stride: the later rows start at row 13 */
+                attention_v_sum(got, s, 13, v + 64, stride, ix, 0, hd, (cpu_level_t)lv);
+                attention_v_sum(got, s + 13, NR - 13, v2, stride, ix ? ix + 13 : NULL, 1, hd, (cpu_level_t)lv);
+                CHECK(!memcmp(got, ref, sizeof(float) * (size_t)hd));
+                float one[64];
+                attention_v_sum(one, s, NR, v + 64, stride, ix, 0, hd, (cpu_level_t)lv);
+                CHECK(!memcmp(one, ref, sizeof(float) * (size_t)hd));
+            }
+        }
+    }
+    free(v);
+}
+
 int main(void) {
     RUN(quantize_q8_1_matches_definition);
     RUN(quantize_q8_0_rounds_half_even);
@@ -327,5 +397,7 @@ int main(void) {
     RUN(rope_vs_naive);
     RUN(softmax_and_swiglu);
     RUN(attention_vs_naive);
+    RUN(round_fp16_all_levels);
+    RUN(attention_v_sum_all_levels);
     return tl_test_summary("test_kernels");
 }

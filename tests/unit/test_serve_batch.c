@@ -3,7 +3,8 @@
  * alone; passes split by the token limit agree too; the full-vocabulary
  * log-probabilities agree with model/score.h on the whole prompt; labels of
  * several tokens (a trie) agree with score_labels; bad input fails only its
- * own item; model_batch_eval rejects bad tokens and parents. */
+ * own item; model_batch_eval rejects bad tokens and parents; a pass that
+ * computes only the output rows' last block equals the full pass bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -157,6 +158,43 @@ TEST(batch_eval_errors) {
     model_free(m);
 }
 
+
+/* model_batch_eval_rows (last block only for the rows that need outputs)
+ * gives those rows the logits of model_batch_eval bit for bit, over a cached
+ * prefix, with two sequences and a branch; other rows' logits are refused. */
+TEST(eval_rows_equals_full_pass) {
+    tl_err_t err = {{0}};
+    model_t *m;
+    CHECK_EQ_INT(model_load(&m, model_path(), 2, &err), 0);
+    model_ctx_t *c;
+    model_batch_t *b;
+    const int32_t pre[6] = {1, 504, 1234, 42, 77, 900};
+    CHECK_EQ_INT(model_ctx_new(&c, m, 8, &err), 0);
+    CHECK_EQ_INT(model_eval(c, pre, 6, NULL, false, &err), 0);
+    CHECK_EQ_INT(model_batch_new(&b, m, 16, 8, 6, &err), 0);
+    /* sequence A: 4 tokens after all 6 prefix positions; B: 3 after 5; a branch off A's second token */
+    model_batch_tok_t toks[9] = {{11, -1, 6}, {12, 0, 6}, {13, 1, 6}, {14, 2, 6}, {21, -1, 5},
+                                 {22, 4, 5},  {23, 5, 5}, {31, 1, 6}, {32, 7, 6}};
+    int rows[4] = {3, 6, 8, 6}; /* a repeated row is computed once */
+    size_t V = model_config(m)->n_vocab;
+    float *full = malloc(sizeof(float) * 4 * V), *part = malloc(sizeof(float) * 4 * V);
+    CHECK_EQ_INT(model_batch_eval(b, c, toks, 9, &err), 0);
+    CHECK_EQ_INT(model_batch_logits(b, rows, 4, NULL, full, &err), 0);
+    CHECK_EQ_INT(model_batch_eval_rows(b, c, toks, 9, rows, 4, &err), 0);
+    CHECK_EQ_INT(model_batch_logits(b, rows, 4, NULL, part, &err), 0);
+    CHECK(!memcmp(full, part, sizeof(float) * 4 * V));
+    int other = 2;
+    CHECK_EQ_INT(model_batch_logits(b, &other, 1, NULL, part, &err), -1);
+    CHECK_CONTAINS(err.msg, "did not compute");
+    int bad = 9;
+    CHECK_EQ_INT(model_batch_eval_rows(b, c, toks, 9, &bad, 1, &err), -1);
+    free(full);
+    free(part);
+    model_batch_free(b);
+    model_ctx_free(c);
+    model_free(m);
+}
+
 int main(void) {
     if (access(model_path(), R_OK) != 0) {
         printf("model %s not found\n", model_path());
@@ -178,6 +216,7 @@ int main(void) {
     RUN(logprob_matches_score_labels);
     RUN(bad_item_fails_alone);
     RUN(batch_eval_errors);
+    RUN(eval_rows_equals_full_pass);
     task_free(T);
     task_free(T_MULTI);
     return tl_test_summary("test_serve_batch");

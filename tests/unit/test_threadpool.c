@@ -78,6 +78,50 @@ TEST(many_jobs_complete) {
     threadpool_free(p);
 }
 
+
+typedef struct {
+    atomic_int *hits;
+    atomic_int bad_ith;
+    int nth;
+} range_t;
+
+static void range_job(void *arg, int ith, long i0, long i1) {
+    range_t *r = arg;
+    if (ith < 0 || ith >= r->nth) atomic_fetch_add(&r->bad_ith, 1);
+    for (long i = i0; i < i1; i++) atomic_fetch_add(&r->hits[i], 1);
+}
+
+/* threadpool_for: every item exactly once, for any grain and size, with
+ * thread ids in range, mixed with threadpool_run jobs (a worker that comes
+ * late to a closed threadpool_for job must still run the next static job). */
+TEST(for_covers_each_item_once) {
+    for (int n_thr = 1; n_thr <= 3; n_thr++) {
+        threadpool_t *p;
+        tl_err_t err;
+        CHECK_EQ_INT(threadpool_new(&p, n_thr, &err), 0);
+        atomic_int hits[257];
+        range_t r = {.hits = hits, .nth = n_thr};
+        atomic_init(&r.bad_ith, 0);
+        fill_t f = {.n = 100};
+        f.data = calloc((size_t)f.n, sizeof(int));
+        int bad = 0;
+        for (int rep = 0; rep < 3000; rep++) {
+            long n = rep % 257, grain = 1 + rep % 13;
+            for (long i = 0; i < 257; i++) atomic_init(&hits[i], 0);
+            threadpool_for(p, n, grain, range_job, &r);
+            for (long i = 0; i < 257; i++) bad += atomic_load(&hits[i]) != (i < n);
+            if (rep % 3 == 0) threadpool_run(p, fill_job, &f);
+        }
+        CHECK_EQ_INT(bad, 0);
+        CHECK_EQ_INT(atomic_load(&r.bad_ith), 0);
+        int wrong = 0;
+        for (long i = 0; i < f.n; i++) wrong += f.data[i] != 1000;
+        CHECK_EQ_INT(wrong, 0);
+        free(f.data);
+        threadpool_free(p);
+    }
+}
+
 TEST(default_and_bad_sizes) {
     threadpool_t *p;
     tl_err_t err;
@@ -93,6 +137,7 @@ int main(void) {
     RUN(each_thread_runs_once);
     RUN(split_covers_range);
     RUN(many_jobs_complete);
+    RUN(for_covers_each_item_once);
     RUN(default_and_bad_sizes);
     return tl_test_summary("test_threadpool");
 }
