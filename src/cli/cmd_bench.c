@@ -46,7 +46,7 @@ static void usage(FILE *out) {
             "  --warmup S              seconds of load before each level's measurement (default 1)\n"
             "  --threads N             model threads (default: one per core)\n"
             "  --max-batch N           inputs per pass (default 16)\n"
-            "  --max-wait-ms N         batch fill wait (default 2)\n"
+            "  --max-wait-ms N         batch fill wait under load (default 2)\n"
             "  --target-qps Q          for the instance count (default 100)\n"
             "  --sla-ms MS             latency SLA on p99 (default 800)\n"
             "  --price-per-hour USD    one instance like this machine (default 0.10: on-demand\n"

@@ -27,7 +27,7 @@ static void usage(FILE *out) {
             "  --port N                port (default 8080; 0: any free port)\n"
             "  --threads N             model threads (default: one per core)\n"
             "  --max-batch N           inputs per engine batch (default 16)\n"
-            "  --max-wait-ms N         wait for a batch to fill after its first input (default 2)\n"
+            "  --max-wait-ms N         under load, wait for a batch to fill after its first input (default 2)\n"
             "  --max-batch-tokens N    tokens per forward pass (default 1024; raised to fit one input)\n"
             "  --queue-size N          inputs waiting at most; beyond, 503 + Retry-After (default 256)\n"
             "  --max-body-bytes N      larger bodies get 413 (default 1048576)\n"

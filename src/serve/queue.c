@@ -10,6 +10,7 @@ int serve_queue_init(serve_queue_t *q, size_t capacity, tl_err_t *err) {
     q->cap = capacity;
     q->head = q->count = 0;
     q->closed = 0;
+    q->last = 0;
     if (!capacity) return tl_fail(err, "queue: capacity must be positive");
     q->ring = calloc(capacity, sizeof *q->ring);
     if (!q->ring) return tl_fail(err, "queue: out of memory for %zu items", capacity);
@@ -46,7 +47,9 @@ int serve_queue_push(serve_queue_t *q, void *const *items, size_t n) {
 size_t serve_queue_pop_batch(serve_queue_t *q, void **out, size_t max_batch, int max_wait_ms) {
     pthread_mutex_lock(&q->mu);
     while (!q->count && !q->closed) pthread_cond_wait(&q->cv, &q->mu);
-    if (q->count && q->count < max_batch && max_wait_ms > 0 && !q->closed) {
+    /* wait for company only under load (the previous hand-out had company too):
+     * a lone request on an idle server starts at once */
+    if (q->count && q->count < max_batch && max_wait_ms > 0 && !q->closed && q->last > 1) {
         struct timespec dl;
         clock_gettime(CLOCK_MONOTONIC, &dl);
         long ns = dl.tv_nsec + (long)max_wait_ms * 1000000L;
@@ -59,6 +62,7 @@ size_t serve_queue_pop_batch(serve_queue_t *q, void **out, size_t max_batch, int
     for (size_t i = 0; i < n; i++) out[i] = q->ring[(q->head + i) % q->cap];
     q->head = (q->head + n) % q->cap;
     q->count -= n;
+    q->last = n;
     pthread_mutex_unlock(&q->mu);
     return n;
 }

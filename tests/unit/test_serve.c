@@ -98,7 +98,7 @@ TEST(queue_batches) {
     CHECK_EQ_INT(serve_queue_push(&q, p + 3, 2), 0);
     CHECK_EQ_INT(serve_queue_pop_batch(&q, out, 4, 0), 4);
     CHECK(out[0] == p[0] && out[3] == p[3]);
-    /* one left, max batch 4, 30 ms wait: returns after the wait with 1 */
+    /* one left, max batch 4, 30 ms wait, the previous hand-out was 4 (load): returns after the wait with 1 */
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     CHECK_EQ_INT(serve_queue_pop_batch(&q, out, 4, 30), 1);
@@ -106,6 +106,13 @@ TEST(queue_batches) {
     double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
     CHECK(ms >= 25 && ms < 2000);
     CHECK(out[0] == p[4]);
+    /* after a single-item hand-out (no load), a lone item goes at once */
+    CHECK_EQ_INT(serve_queue_push(&q, p, 1), 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CHECK_EQ_INT(serve_queue_pop_batch(&q, out, 4, 5000), 1);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
+    CHECK(ms < 1000);
     /* a full batch is handed out at once, without waiting */
     CHECK_EQ_INT(serve_queue_push(&q, p, 4), 0);
     clock_gettime(CLOCK_MONOTONIC, &a);
