@@ -10,9 +10,12 @@ prompt, evaluate it, read the next-token logits, softmax over the labels'
 first tokens. Its throughput is requests/s of that loop (the Python API
 serves one request at a time on all threads).
 
-Prints the figures and the ratios, and the Table 5.4 line (instances of this
-machine for 100 QPS under an 800 ms SLA). Installs wrk with apt-get if it is
-missing. Example:
+Prints the figures and the ratios, the Table 5.4 line (instances of this
+machine for 100 QPS under an 800 ms SLA), the date and the load average
+before and after (the machine may be shared: figures taken under load are
+not the engines' speed), and CPU ms per request of each side (the server
+process's CPU time over the wrk run; the peer process's over its loop).
+Installs wrk with apt-get if it is missing. Example:
   .venv/bin/python bench/bench_serve.py --model models/final-q8_0.gguf --duration 60
 """
 import argparse, csv, http.client, json, math, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
@@ -42,6 +45,15 @@ def rss_mib(pid):
     return float("nan")
 
 
+def cpu_s(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
+
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
@@ -60,6 +72,7 @@ def main():
     task_dir = os.path.join(ROOT, "tasks", "namematch")
     template = open(os.path.join(task_dir, "template.txt")).read()
     pairs = rows(task_dir, 500)
+    load0, date0 = load(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     # ---- ours ----
     port = free_port()
@@ -92,9 +105,11 @@ def main():
                   " latency:percentile(50), latency:percentile(99)))\nend\n")
         lua.close()
         rss0 = rss_mib(srv.pid)
+        cpu0 = cpu_s(srv.pid)
         w = subprocess.run(["wrk", "-t2", "-c16", f"-d{a.duration}s", "--timeout", "10s", "-s", lua.name,
                             f"http://127.0.0.1:{port}"], capture_output=True, text=True)
         rss1 = rss_mib(srv.pid)
+        cpu1 = cpu_s(srv.pid)
         wj = json.loads([l for l in w.stdout.splitlines() if l.startswith("JSON ")][0][5:])
         ours_qps = wj["requests"] / a.duration
     finally:
@@ -117,19 +132,23 @@ def main():
         t0 = time.perf_counter(); peer_one(*pairs[i % len(pairs)])
         if i >= 5: plat.append(time.perf_counter() - t0)
     peer_p50, peer_p99 = 1e3 * pct(plat, 50), 1e3 * pct(plat, 99)
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < a.peer_seconds:
         peer_one(*pairs[n % len(pairs)]); n += 1
     peer_qps = n / (time.perf_counter() - t0)
+    peer_cpu_ms = 1e3 * (time.process_time() - c0) / n
+    ours_cpu_ms = 1e3 * (cpu1 - cpu0) / max(1, wj["requests"])
 
     cores = a.threads
-    print(f"model {os.path.basename(a.model)}, {a.threads} threads, {a.single} single requests, wrk -c16 {a.duration}s")
+    print(f"model {os.path.basename(a.model)}, {a.threads} threads, {a.single} single requests, wrk -c16 {a.duration}s, "
+          f"{date0}, load average {load0} at start, {load()} at end")
     print(f"{'':34}{'tasklm':>12}{'llama.cpp':>12}{'ratio':>8}")
     print(f"{'single-request p50 ms':34}{ours_p50:12.2f}{peer_p50:12.2f}{peer_p50 / ours_p50:8.2f}  (peer/ours)")
     print(f"{'single-request p99 ms':34}{ours_p99:12.2f}{peer_p99:12.2f}{peer_p99 / ours_p99:8.2f}  (peer/ours)")
     print(f"{'p99 / p50 (ours)':34}{ours_p99 / ours_p50:12.2f}")
     print(f"{'QPS at concurrency 16':34}{ours_qps:12.1f}{peer_qps:12.1f}{ours_qps / peer_qps:8.2f}  (ours/peer)")
     print(f"{'requests/s per core':34}{ours_qps / cores:12.1f}{peer_qps / cores:12.1f}")
+    print(f"{'CPU ms per request (throughput run)':34}{ours_cpu_ms:12.1f}{peer_cpu_ms:12.1f}{peer_cpu_ms / ours_cpu_ms:8.2f}  (peer/ours)")
     print(f"wrk: {wj['requests']} requests, non-2xx {wj['non2xx']}, socket errors {wj['errors']}, "
           f"p50 {wj['p50_us'] / 1e3:.1f} ms, p99 {wj['p99_us'] / 1e3:.1f} ms")
     print(f"server RSS {rss0:.1f} -> {rss1:.1f} MiB ({100 * (rss1 - rss0) / rss0:+.2f} %)")
