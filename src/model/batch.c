@@ -213,18 +213,80 @@ static int plan(model_batch_t *b, const model_ctx_t *pc, const model_batch_tok_t
     return 0;
 }
 
+/* The per-token steps between the matmuls, run over token ranges by both
+ * threads (each token's operations are the same whichever thread runs them). */
+enum { ST_NORM1, ST_QKV_POST, ST_O_POST, ST_SWIGLU };
+
+typedef struct {
+    model_batch_t *b;
+    const layer_t *L;
+    int stage, n, nq, add_prev;
+    const int *rows; /* the q rows' tokens (last block), or NULL */
+    float *x;        /* the residual stream of the q rows: b->x, or b->xc packed */
+} stage_job_t;
+
+static void stage_range(void *arg, int ith, long i0, long i1) {
+    stage_job_t *j = arg;
+    model_batch_t *b = j->b;
+    const model_t *m = b->m;
+    const model_config_t *cf = &m->cfg;
+    const layer_t *L = j->L;
+    long E = cf->n_embd, Q = (long)cf->n_head * cf->head_dim, KV = (long)cf->n_head_kv * cf->head_dim, F = cf->n_ff;
+    for (long t = i0; t < i1; t++) {
+        switch (j->stage) {
+        case ST_NORM1: /* the previous block's FFN residual, then the attention norm */
+            if (j->add_prev)
+                for (long i = 0; i < E; i++) b->x[t * E + i] += b->o[t * E + i];
+            rmsnorm_forward(b->xn + t * E, b->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
+            break;
+        case ST_QKV_POST:
+            if (t < j->n) {
+                add_bias(b->k + t * KV, L->bk, 1, KV);
+                add_bias(b->v + t * KV, L->bv, 1, KV);
+                rope_forward(b->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot,
+                             b->rope + t * cf->n_rot, 0);
+                round_fp16_forward(b->k + t * KV, KV, m->level);
+                round_fp16_forward(b->v + t * KV, KV, m->level);
+            }
+            if (t < j->nq) {
+                add_bias(b->q + t * Q, L->bq, 1, Q);
+                rope_forward(b->q + t * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot,
+                             b->rope + (long)(j->rows ? j->rows[t] : t) * cf->n_rot, 0);
+                round_fp16_forward(b->q + t * Q, Q, m->level);
+            }
+            break;
+        case ST_O_POST: /* the attention residual, then the FFN norm */
+            for (long i = 0; i < E; i++) j->x[t * E + i] += b->o[t * E + i];
+            rmsnorm_forward(b->xn + t * E, j->x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
+            break;
+        default: swiglu_forward(b->g + t * F, b->u + t * F, (int)F); break;
+        }
+    }
+}
+
+static void run_stage(stage_job_t *j, int stage, long n_items) {
+    const threadpool_t *pool = j->b->m->pool;
+    j->stage = stage;
+    long grain = n_items / (4L * threadpool_n_threads(pool));
+    if (n_items < 8) stage_range(j, 0, 0, n_items); /* not worth a dispatch */
+    else threadpool_for(j->b->m->pool, n_items, grain < 1 ? 1 : grain, stage_range, j);
+}
+
 /* One block over every token (rows NULL), or the last block restricted to
  * the outputs of n_rows tokens: all tokens' k and v (which those rows attend
  * to), but q, attention, o-proj and FFN only for the rows, packed in b->xc.
- * Per token the operations are the same either way. */
+ * Per token the operations are the same either way. A block's FFN residual is
+ * added at the start of the next block (add_prev), the last block's at its end. */
 static int eval_layer(model_batch_t *b, const model_ctx_t *pc, uint32_t l, int n, const int *rows, int n_rows,
                       const mm_env_t *env, tl_err_t *err) {
     const model_t *m = b->m;
     const model_config_t *cf = &m->cfg;
     const layer_t *L = &m->layers[l];
-    long E = cf->n_embd, Q = (long)cf->n_head * cf->head_dim, KV = (long)cf->n_head_kv * cf->head_dim, F = cf->n_ff;
+    long E = cf->n_embd;
     int nq = rows ? n_rows : n;
-    for (int t = 0; t < n; t++) rmsnorm_forward(b->xn + t * E, b->x + t * E, L->attn_norm, (int)E, cf->rms_eps);
+    bool last = l + 1 == cf->n_layer;
+    stage_job_t sj = {.b = b, .L = L, .n = n, .nq = nq, .add_prev = l > 0, .rows = rows, .x = b->x};
+    run_stage(&sj, ST_NORM1, n);
     if (rows) {
         float *kv[2] = {b->k, b->v};
         const mm_weight_t *wkv[2] = {&L->wk, &L->wv};
@@ -236,36 +298,26 @@ static int eval_layer(model_batch_t *b, const model_ctx_t *pc, uint32_t l, int n
         const mm_weight_t *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         if (matmul_forward_n(qkv, b->xn, wqkv, 3, n, env, err)) return -1;
     }
-    add_bias(b->q, L->bq, nq, Q);
-    add_bias(b->k, L->bk, n, KV);
-    add_bias(b->v, L->bv, n, KV);
-    for (int r = 0; r < nq; r++)
-        rope_forward(b->q + r * Q, (int)cf->n_head, (int)cf->head_dim, (int)cf->n_rot,
-                     b->rope + (long)(rows ? rows[r] : r) * cf->n_rot, 0);
-    for (int t = 0; t < n; t++)
-        rope_forward(b->k + t * KV, (int)cf->n_head_kv, (int)cf->head_dim, (int)cf->n_rot, b->rope + (long)t * cf->n_rot, 0);
-    round_fp16_forward(b->q, nq * Q, m->level);
-    round_fp16_forward(b->k, n * KV, m->level);
-    round_fp16_forward(b->v, n * KV, m->level);
+    run_stage(&sj, ST_QKV_POST, n);
     battn_job_t aj = {.b = b, .pc = pc, .layer = (int)l, .n = nq, .rows = rows};
     threadpool_for(m->pool, (long)nq * cf->n_head, attn_grain(nq * (long)cf->n_head, m->pool), batch_attention_job, &aj);
     /* the residual stream of the tokens that go on: all of x, or the rows packed in xc */
-    float *x = b->x;
     if (rows) {
-        x = b->xc;
-        for (int r = 0; r < n_rows; r++) memcpy(x + r * E, b->x + (long)rows[r] * E, sizeof(float) * (size_t)E);
+        sj.x = b->xc;
+        for (int r = 0; r < n_rows; r++) memcpy(sj.x + r * E, b->x + (long)rows[r] * E, sizeof(float) * (size_t)E);
     }
     if (matmul_forward(b->o, b->att, &L->wo, nq, env, err)) return -1;
-    for (long i = 0; i < nq * E; i++) x[i] += b->o[i];
-    for (int t = 0; t < nq; t++) rmsnorm_forward(b->xn + t * E, x + t * E, L->ffn_norm, (int)E, cf->rms_eps);
+    run_stage(&sj, ST_O_POST, nq);
     float *gu[2] = {b->g, b->u};
     const mm_weight_t *wgu[2] = {&L->w_gate, &L->w_up};
     if (matmul_forward_n(gu, b->xn, wgu, 2, nq, env, err)) return -1;
-    swiglu_forward(b->g, b->u, (int)(nq * F));
+    run_stage(&sj, ST_SWIGLU, nq);
     if (matmul_forward(b->o, b->g, &L->w_down, nq, env, err)) return -1;
-    for (long i = 0; i < nq * E; i++) x[i] += b->o[i];
-    if (rows)
-        for (int r = 0; r < n_rows; r++) memcpy(b->x + (long)rows[r] * E, x + r * E, sizeof(float) * (size_t)E);
+    if (last) {
+        for (long i = 0; i < nq * E; i++) sj.x[i] += b->o[i];
+        if (rows)
+            for (int r = 0; r < n_rows; r++) memcpy(b->x + (long)rows[r] * E, sj.x + r * E, sizeof(float) * (size_t)E);
+    }
     return 0;
 }
 
