@@ -3,7 +3,7 @@
  * PyTorch gradient check in tests/peer/test_grad_torch.py reads it).
  *
  * usage: train_grads MODEL BATCH_FILE [--rank R] [--alpha A] [--targets LIST]
- *                    [--seed S] [--b-std X] [--threads T] [--level scalar|avx2|avx512]
+ *                    [--seed S] [--b-std X] [--threads T] [--level scalar|avx2|avx512] [--share-prefix 0|1]
  * BATCH_FILE: one sequence per line, "prompt ids | answer ids" (space separated).
  * --b-std X draws B ~ N-ish(0, X) (uniform with that standard deviation) so
  * that the gradient of A is not identically zero as it is at B = 0. */
@@ -32,7 +32,7 @@ static cJSON *float_array(const float *x, size_t n) {
 int main(int argc, char **argv) {
     if (argc < 3) return die("usage: train_grads MODEL BATCH_FILE [--rank R] [--alpha A] [--targets L] [--seed S] "
                              "[--b-std X] [--threads T] [--level L]");
-    int rank = 4, threads = 1;
+    int rank = 4, threads = 1, share = 1;
     float alpha = 8.0f, b_std = 0.0f;
     const char *targets = "all", *level = NULL;
     unsigned long long seed = 1;
@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--b-std")) b_std = strtof(argv[i + 1], NULL);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--level")) level = argv[i + 1];
+        else if (!strcmp(argv[i], "--share-prefix")) share = atoi(argv[i + 1]);
         else return die("unknown option");
     }
     tl_err_t err = {{0}};
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
     if (!n_seqs || !n_answer) return die("no sequences with answer tokens");
     train_graph_t *g;
     if (train_graph_new(&g, m, lora, n_ids, &err)) return die(err.msg);
+    train_graph_set_prefix_sharing(g, share != 0);
     double *lp = malloc(sizeof(double) * (size_t)n_seqs);
     if (train_graph_run(g, seqs, n_seqs, true, 1.0f / (float)n_answer, lp, NULL, &err)) return die(err.msg);
     double loss = 0.0;

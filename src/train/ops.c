@@ -153,29 +153,39 @@ __attribute__((target("avx512f"))) static void attn_bwd_row_avx512(float *dqi, f
     }
 }
 
+void causal_attention_forward_from(float *out, float *P, const float *q, const float *k, const float *v, int q0,
+                                   int T, int head_dim, long qstride, long kvstride, float scale, cpu_level_t level) {
+    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
+    for (int i = q0; i < T; i++) {
+        float *p = P + (long)(i - q0) * T;
+        long r = (long)(i - q0) * qstride;
+        if (simd) attn_fwd_row_avx512(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
+        else attn_fwd_row_scalar(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
+        for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+    }
+}
+
 void causal_attention_forward(float *out, float *P, const float *q, const float *k, const float *v, int T,
                               int head_dim, long qstride, long kvstride, float scale, cpu_level_t level) {
+    causal_attention_forward_from(out, P, q, k, v, 0, T, head_dim, qstride, kvstride, scale, level);
+}
+
+void causal_attention_backward_from(float *dq, float *dk, float *dv, const float *dout, const float *P,
+                                    const float *q, const float *k, const float *v, int q0, int T, int head_dim,
+                                    long qstride, long kvstride, float scale, float *tmp, cpu_level_t level) {
     int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
-    for (int i = 0; i < T; i++) {
-        float *p = P + (long)i * T;
-        if (simd) attn_fwd_row_avx512(out + i * qstride, p, q + i * qstride, k, v, i, head_dim, kvstride, scale);
-        else attn_fwd_row_scalar(out + i * qstride, p, q + i * qstride, k, v, i, head_dim, kvstride, scale);
-        for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+    for (int i = q0; i < T; i++) {
+        long r = (long)(i - q0) * qstride;
+        const float *p = P + (long)(i - q0) * T;
+        if (simd) attn_bwd_row_avx512(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
+        else attn_bwd_row_scalar(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
     }
 }
 
 void causal_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *P, const float *q,
                                const float *k, const float *v, int T, int head_dim, long qstride, long kvstride,
                                float scale, float *tmp, cpu_level_t level) {
-    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
-    for (int i = 0; i < T; i++) {
-        if (simd)
-            attn_bwd_row_avx512(dq + i * qstride, dk, dv, dout + i * qstride, P + (long)i * T, q + i * qstride, k, v,
-                                i, head_dim, kvstride, scale, tmp);
-        else
-            attn_bwd_row_scalar(dq + i * qstride, dk, dv, dout + i * qstride, P + (long)i * T, q + i * qstride, k, v,
-                                i, head_dim, kvstride, scale, tmp);
-    }
+    causal_attention_backward_from(dq, dk, dv, dout, P, q, k, v, 0, T, head_dim, qstride, kvstride, scale, tmp, level);
 }
 
 double cross_entropy_forward_backward(const float *logits, int n, int32_t target, float *dlogits, float gscale) {

@@ -35,6 +35,17 @@ void causal_attention_backward(float *dq, float *dk, float *dv, const float *dou
                                const float *k, const float *v, int T, int head_dim, long qstride, long kvstride,
                                float scale, float *tmp, cpu_level_t level);
 
+/* The same for the queries at positions q0 .. T-1 only (keys and values
+ * 0 .. T-1; out, q, dq, dout point at position q0's row; P has T - q0 rows of
+ * T). Row i's result is bit for bit the one of the full-sequence functions: a
+ * batch whose sequences share a prompt prefix evaluates the prefix once and
+ * each sequence's own tokens with these (train/tgraph.c). */
+void causal_attention_forward_from(float *out, float *P, const float *q, const float *k, const float *v, int q0,
+                                   int T, int head_dim, long qstride, long kvstride, float scale, cpu_level_t level);
+void causal_attention_backward_from(float *dq, float *dk, float *dv, const float *dout, const float *P,
+                                    const float *q, const float *k, const float *v, int q0, int T, int head_dim,
+                                    long qstride, long kvstride, float scale, float *tmp, cpu_level_t level);
+
 /* Log-softmax cross-entropy of one logit row against `target` (dlogits may be
  * the logits row itself, overwritten): returns
  * log p(target). If dlogits is non-NULL it receives (softmax - onehot) * gscale. */

@@ -32,8 +32,13 @@ struct train_graph {
     int ans_cap;
     int *ans_pos;
     int32_t *ans_target;
-    int *seq_off;
+    int *seq_off;  /* row of each sequence's first token after the shared prefix */
     int seq_cap;
+    bool share;    /* evaluate a prompt prefix common to the whole batch once */
+    int Pn;        /* this batch's shared prefix: tokens 0 .. Pn-1 of every sequence, rows 0 .. Pn-1 */
+    float *att_kv; /* per thread: a head's keys, values and their gradients, 4 * max_tokens * head_dim */
+    float *pdk, *pdv; /* per sequence: its gradient of the prefix's keys and values, n_seqs * Pn * KV */
+    size_t pd_cap;
     void *mm_scratch;
     size_t mm_scratch_bytes;
     float drop_p;
@@ -64,6 +69,7 @@ void train_graph_free(train_graph_t *g) {
     free(g->ans_pos);
     free(g->ans_target);
     free(g->seq_off);
+    free(g->att_kv), free(g->pdk), free(g->pdv);
     free(g->mm_scratch);
     free(g);
 }
@@ -80,6 +86,7 @@ int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max
     g->m = m;
     g->lora = lora;
     g->max_tokens = max_tokens;
+    g->share = true;
     g->n_threads = threadpool_n_threads(m->pool);
     g->E = c->n_embd, g->Q = (long)c->n_head * c->head_dim, g->KV = (long)c->n_head_kv * c->head_dim;
     g->F = c->n_ff, g->V = c->n_vocab;
@@ -107,12 +114,13 @@ int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max
         g->dq = falloc(N * g->Q), g->datt = falloc(N * g->Q), g->dk = falloc(N * g->KV), g->dv = falloc(N * g->KV);
         g->dax = falloc(N * (size_t)r), g->drop = falloc(N * g->max_in), g->dtmp = falloc(N * g->max_in);
         g->att_tmp = falloc((size_t)g->n_threads * N);
+        g->att_kv = falloc((size_t)g->n_threads * 4 * N * c->head_dim);
         g->mm_scratch_bytes = matmul_scratch_bytes(g->max_in, max_tokens);
         size_t packed = sizeof(float) * tl_gemm_packed_floats(max_tokens, (int)g->max_in); /* packed activations */
         if (packed > g->mm_scratch_bytes) g->mm_scratch_bytes = packed;
         g->mm_scratch = aligned_alloc(64, (g->mm_scratch_bytes + 63) & ~(size_t)63);
         bad = !g->x || !g->xn || !g->tmp || !g->h || !g->rope || !g->dx || !g->dxn || !g->dh || !g->dg || !g->du ||
-              !g->dq || !g->datt || !g->dk || !g->dv || !g->dax || !g->drop || !g->dtmp || !g->att_tmp ||
+              !g->dq || !g->datt || !g->dk || !g->dv || !g->dax || !g->drop || !g->dtmp || !g->att_tmp || !g->att_kv ||
               !g->mm_scratch;
     }
     if (bad) {
@@ -122,6 +130,8 @@ int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max
     *out = g;
     return 0;
 }
+
+void train_graph_set_prefix_sharing(train_graph_t *g, bool on) { g->share = on; }
 
 void train_graph_set_dropout(train_graph_t *g, float p, uint64_t seed) {
     g->drop_p = p > 0.0f && p < 1.0f ? p : 0.0f;
@@ -202,20 +212,49 @@ typedef struct {
     const size_t *p_off;
 } attn_job_t;
 
+/* Copies one kv head's keys and values of sequence s (shared prefix rows, then
+ * its own rows) into contiguous T x hd buffers. */
+static void gather_kv(const train_graph_t *g, const layer_act_t *a, int s, int T, long kvo, float *kb, float *vb) {
+    int hd = (int)g->m->cfg.head_dim;
+    for (int t = 0; t < T; t++) {
+        long row = t < g->Pn ? t : g->seq_off[s] + t - g->Pn;
+        memcpy(kb + (long)t * hd, a->k + row * g->KV + kvo, sizeof(float) * (size_t)hd);
+        memcpy(vb + (long)t * hd, a->v + row * g->KV + kvo, sizeof(float) * (size_t)hd);
+    }
+}
+
+/* Work units: (shared prefix if any, then each sequence) x heads. */
 static void attn_forward_job(void *arg, int ith, int nth) {
     attn_job_t *j = arg;
     train_graph_t *g = j->g;
     const model_config_t *c = &g->m->cfg;
-    int H = (int)c->n_head, hd = (int)c->head_dim, group = (int)(c->n_head / c->n_head_kv);
+    int H = (int)c->n_head, hd = (int)c->head_dim, group = (int)(c->n_head / c->n_head_kv), Pn = g->Pn;
+    int pre = Pn > 0;
     float scale = 1.0f / sqrtf((float)hd);
+    float *kb = g->att_kv + (size_t)ith * 4 * g->max_tokens * hd, *vb = kb + (size_t)g->max_tokens * hd;
     long i0, i1;
-    threadpool_split((long)j->n_seqs * H, ith, nth, &i0, &i1);
+    threadpool_split((long)(j->n_seqs + pre) * H, ith, nth, &i0, &i1);
     for (long i = i0; i < i1; i++) {
-        int s = (int)(i / H), h = (int)(i % H), T = j->seqs[s].n_tokens, off = g->seq_off[s];
+        int s = (int)(i / H) - pre, h = (int)(i % H);
         long kvo = (long)(h / group) * hd;
-        causal_attention_forward(j->a->att + off * g->Q + (long)h * hd, j->a->P + j->p_off[s] + (size_t)h * T * T,
-                                 j->a->q + off * g->Q + (long)h * hd, j->a->k + off * g->KV + kvo,
-                                 j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV, scale, g->m->level);
+        if (s < 0) { /* the prefix: causal attention over its own Pn tokens */
+            causal_attention_forward(j->a->att + (long)h * hd, j->a->P + (size_t)h * Pn * Pn, j->a->q + (long)h * hd,
+                                     j->a->k + kvo, j->a->v + kvo, Pn, hd, g->Q, g->KV, scale, g->m->level);
+            continue;
+        }
+        int T = j->seqs[s].n_tokens, off = g->seq_off[s];
+        if (!pre) {
+            causal_attention_forward(j->a->att + off * g->Q + (long)h * hd, j->a->P + j->p_off[s] + (size_t)h * T * T,
+                                     j->a->q + off * g->Q + (long)h * hd, j->a->k + off * g->KV + kvo,
+                                     j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV, scale, g->m->level);
+            continue;
+        }
+        /* a sequence's own tokens attend to the prefix's keys and their own */
+        gather_kv(g, j->a, s, T, kvo, kb, vb);
+        causal_attention_forward_from(j->a->att + off * g->Q + (long)h * hd,
+                                      j->a->P + j->p_off[s] + (size_t)h * (T - Pn) * T,
+                                      j->a->q + off * g->Q + (long)h * hd, kb, vb, Pn, T, hd, g->Q, hd, scale,
+                                      g->m->level);
     }
 }
 
@@ -223,24 +262,49 @@ static void attn_backward_job(void *arg, int ith, int nth) {
     attn_job_t *j = arg;
     train_graph_t *g = j->g;
     const model_config_t *c = &g->m->cfg;
-    int Hkv = (int)c->n_head_kv, hd = (int)c->head_dim, group = (int)(c->n_head / c->n_head_kv);
+    int Hkv = (int)c->n_head_kv, hd = (int)c->head_dim, group = (int)(c->n_head / c->n_head_kv), Pn = g->Pn;
+    int pre = Pn > 0;
     float scale = 1.0f / sqrtf((float)hd);
     float *tmp = g->att_tmp + (size_t)ith * g->max_tokens;
+    size_t M = (size_t)g->max_tokens * hd;
+    float *kb = g->att_kv + (size_t)ith * 4 * M, *vb = kb + M, *dkb = vb + M, *dvb = dkb + M;
     long i0, i1;
-    threadpool_split((long)j->n_seqs * Hkv, ith, nth, &i0, &i1);
+    threadpool_split((long)(j->n_seqs + pre) * Hkv, ith, nth, &i0, &i1);
     for (long i = i0; i < i1; i++) {
-        int s = (int)(i / Hkv), kh = (int)(i % Hkv), T = j->seqs[s].n_tokens, off = g->seq_off[s];
+        int s = (int)(i / Hkv) - pre, kh = (int)(i % Hkv);
         long kvo = (long)kh * hd;
-        for (int t = 0; t < T; t++) {
-            memset(g->dk + (off + t) * g->KV + kvo, 0, sizeof(float) * (size_t)hd);
-            memset(g->dv + (off + t) * g->KV + kvo, 0, sizeof(float) * (size_t)hd);
+        if (s < 0 || !pre) { /* the prefix, or a whole sequence when nothing is shared */
+            int T = s < 0 ? Pn : j->seqs[s].n_tokens, off = s < 0 ? 0 : g->seq_off[s];
+            size_t po = s < 0 ? 0 : j->p_off[s];
+            for (int t = 0; t < T; t++) {
+                memset(g->dk + (off + t) * g->KV + kvo, 0, sizeof(float) * (size_t)hd);
+                memset(g->dv + (off + t) * g->KV + kvo, 0, sizeof(float) * (size_t)hd);
+            }
+            for (int h = kh * group; h < (kh + 1) * group; h++) {
+                long qo = off * g->Q + (long)h * hd;
+                causal_attention_backward(g->dq + qo, g->dk + off * g->KV + kvo, g->dv + off * g->KV + kvo,
+                                          g->datt + qo, j->a->P + po + (size_t)h * T * T, j->a->q + qo,
+                                          j->a->k + off * g->KV + kvo, j->a->v + off * g->KV + kvo, T, hd, g->Q,
+                                          g->KV, scale, tmp, g->m->level);
+            }
+            continue;
         }
+        int T = j->seqs[s].n_tokens, off = g->seq_off[s];
+        gather_kv(g, j->a, s, T, kvo, kb, vb);
+        memset(dkb, 0, sizeof(float) * (size_t)T * hd);
+        memset(dvb, 0, sizeof(float) * (size_t)T * hd);
         for (int h = kh * group; h < (kh + 1) * group; h++) {
             long qo = off * g->Q + (long)h * hd;
-            causal_attention_backward(g->dq + qo, g->dk + off * g->KV + kvo, g->dv + off * g->KV + kvo,
-                                      g->datt + qo, j->a->P + j->p_off[s] + (size_t)h * T * T, j->a->q + qo,
-                                      j->a->k + off * g->KV + kvo, j->a->v + off * g->KV + kvo, T, hd, g->Q, g->KV,
-                                      scale, tmp, g->m->level);
+            causal_attention_backward_from(g->dq + qo, dkb, dvb, g->datt + qo,
+                                           j->a->P + j->p_off[s] + (size_t)h * (T - Pn) * T, j->a->q + qo, kb, vb, Pn,
+                                           T, hd, g->Q, hd, scale, tmp, g->m->level);
+        }
+        /* own rows: this unit's alone; prefix rows: summed over the sequences after the job */
+        for (int t = 0; t < T; t++) {
+            float *dk = t < Pn ? g->pdk + ((size_t)s * Pn + t) * g->KV + kvo : g->dk + (off + t - Pn) * g->KV + kvo;
+            float *dv = t < Pn ? g->pdv + ((size_t)s * Pn + t) * g->KV + kvo : g->dv + (off + t - Pn) * g->KV + kvo;
+            memcpy(dk, dkb + (long)t * hd, sizeof(float) * (size_t)hd);
+            memcpy(dv, dvb + (long)t * hd, sizeof(float) * (size_t)hd);
         }
     }
 }
@@ -292,14 +356,45 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
                 return tl_fail(err, "sequence %d token %d (id %d): out of range for a vocabulary of %ld", s, i,
                                q->tokens[i], V);
             }
+    }
+    /* The prompt prefix every sequence shares (a task template's fixed text) is
+     * evaluated once: its rows come first, each sequence's own tokens follow.
+     * It stops before the last prompt token, so every sequence keeps the row
+     * that predicts its first answer token. Dropout draws one mask per row, so
+     * with dropout nothing is shared (each sequence keeps its own masks). */
+    int Pn = 0;
+    if (g->share && n_seqs > 1 && g->drop_p == 0.0f) {
+        Pn = seqs[0].n_prompt - 1;
+        for (int s = 1; s < n_seqs && Pn > 0; s++) {
+            int lim = seqs[s].n_prompt - 1 < Pn ? seqs[s].n_prompt - 1 : Pn, i = 0;
+            while (i < lim && seqs[s].tokens[i] == seqs[0].tokens[i]) i++;
+            Pn = i;
+        }
+        if (Pn < 2) Pn = 0;
+    }
+    g->Pn = Pn;
+    N = Pn;
+    p_total = (size_t)c->n_head * Pn * Pn;
+    for (int s = 0; s < n_seqs; s++) {
+        const train_seq_t *q = &seqs[s];
         g->seq_off[s] = N;
         p_off[s] = p_total;
-        N += q->n_tokens;
-        p_total += (size_t)c->n_head * q->n_tokens * q->n_tokens;
+        N += q->n_tokens - Pn;
+        p_total += (size_t)c->n_head * (q->n_tokens - Pn) * q->n_tokens;
         n_ans += q->n_tokens - q->n_prompt > 0 ? q->n_tokens - q->n_prompt : 1;
         if (N > g->max_tokens) {
             free(p_off);
             return tl_fail(err, "training batch: more than %d tokens (sequence %d)", g->max_tokens, s);
+        }
+    }
+    if (Pn > 0 && backward && g->pd_cap < (size_t)n_seqs * Pn * KV) {
+        size_t n = (size_t)n_seqs * Pn * KV;
+        free(g->pdk), free(g->pdv);
+        g->pdk = falloc(n), g->pdv = falloc(n);
+        g->pd_cap = g->pdk && g->pdv ? n : 0;
+        if (!g->pd_cap) {
+            free(p_off);
+            return tl_fail(err, "training batch: out of memory for the shared prefix");
         }
     }
     int rc = -1;
@@ -320,10 +415,10 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
             }
         }
     }
-    /* embeddings and rope tables */
+    /* embeddings and rope tables (the prefix's rows from sequence 0) */
     for (int s = 0; s < n_seqs; s++)
-        for (int i = 0; i < seqs[s].n_tokens; i++) {
-            int t = g->seq_off[s] + i;
+        for (int i = s == 0 ? 0 : Pn; i < seqs[s].n_tokens; i++) {
+            int t = i < Pn ? i : g->seq_off[s] + i - Pn;
             const void *row = (const char *)m->tok_embd->data + (size_t)seqs[s].tokens[i] * m->tok_embd_row_bytes;
             if (m->tok_embd->type == GGML_TYPE_F32) memcpy(g->x + t * E, row, sizeof(float) * (size_t)E);
             else if (dequantize_row(m->tok_embd->type, row, g->x + t * E, E, err)) {
@@ -367,7 +462,7 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
         const train_seq_t *q = &seqs[s];
         int last = q->n_tokens - 2 > q->n_prompt - 1 ? q->n_tokens - 2 : q->n_prompt - 1;
         for (int j = q->n_prompt - 1; j <= last; j++, k++) {
-            g->ans_pos[k] = g->seq_off[s] + j;
+            g->ans_pos[k] = g->seq_off[s] + j - Pn;
             g->ans_target[k] = j + 1 < q->n_tokens ? q->tokens[j + 1] : -1;
             rmsnorm_forward(g->xnf + (long)k * E, g->x + (long)g->ans_pos[k] * E, m->output_norm, (int)E, c->rms_eps);
         }
@@ -427,6 +522,11 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
         if (proj_backward(g, g->datt, 0, 1, g->dx, a->att, N, &L->wo, l, LORA_O, a->ax[LORA_O], err)) goto done;
         attn_job_t aj = {g, a, seqs, n_seqs, p_off};
         threadpool_run(m->pool, attn_backward_job, &aj);
+        for (int s = 0; s < n_seqs && Pn > 0; s++) /* the prefix's keys and values serve every sequence */
+            for (long i = 0; i < (long)Pn * KV; i++) {
+                g->dk[i] += g->pdk[(size_t)s * Pn * KV + i];
+                g->dv[i] += g->pdv[(size_t)s * Pn * KV + i];
+            }
         for (int t = 0; t < N; t++) {
             const float *cs = g->rope + (long)t * c->n_rot;
             rope_backward(g->dq + t * Q, (int)c->n_head, (int)c->head_dim, (int)c->n_rot, cs, 0);
