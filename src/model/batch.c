@@ -268,7 +268,9 @@ static void run_stage(stage_job_t *j, int stage, long n_items) {
     const threadpool_t *pool = j->b->m->pool;
     j->stage = stage;
     long grain = n_items / (4L * threadpool_n_threads(pool));
-    if (n_items < 8) stage_range(j, 0, 0, n_items); /* not worth a dispatch */
+    /* a dispatch costs a few microseconds: the norms, bias and rope of a few
+     * dozen tokens take about that long, SwiGLU's exponentials about 8 us a token */
+    if (n_items < (stage == ST_SWIGLU ? 2 : 64)) stage_range(j, 0, 0, n_items);
     else threadpool_for(j->b->m->pool, n_items, grain < 1 ? 1 : grain, stage_range, j);
 }
 
