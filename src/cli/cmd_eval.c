@@ -14,6 +14,7 @@
 #include "task/eval_model.h"
 #include "task/metrics.h"
 #include "task/task.h"
+#include "task/calib.h"
 #include "train/lora.h"
 
 static void usage(FILE *out) {
@@ -37,6 +38,9 @@ static void usage(FILE *out) {
             "  --lora ADAPTER.gguf     apply a LoRA adapter (llama.cpp convention, e.g. from\n"
             "                          tasklm train) by folding it into fp32 copies of the\n"
             "                          adapted weights in memory; scores as the merged model\n"
+            "  --label-bias SPEC       label-prior bias added to the label log-probabilities:\n"
+            "                          \"yes=0.3,no=-0.1\" or none (default: the adapter's or the\n"
+            "                          model's tasklm.label_bias, written by tasklm train)\n"
             "  --json                  print one JSON object\n"
             "  -h, --help              this help\n\n"
             "Scoring shows progress on stderr (also with --json): a bar with ETA on a\n"
@@ -149,6 +153,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", required_argument, 0, 'l'},   {"threads", required_argument, 0, 'j'},
         {"predictions-out", required_argument, 0, 'o'}, {"predictions", required_argument, 0, 'P'},
         {"lora", required_argument, 0, 'L'},    {"json", no_argument, 0, 'J'},
+        {"label-bias", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *cmd = "eval";
@@ -180,6 +185,7 @@ int cmd_eval(int argc, char **argv) {
         case 'o': o.predictions_out = optarg; break;
         case 'P': predictions = optarg; break;
         case 'L': lora = optarg; break;
+        case 'B': o.label_bias = optarg; break;
         case 'J': json = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
@@ -191,7 +197,9 @@ int cmd_eval(int argc, char **argv) {
     if (lora) {
         o.model_hook = apply_lora;
         o.hook_ctx = (void *)lora;
+        o.bias_file = lora;
     }
+    if (o.label_bias && predictions) return cli_usage_error(cmd, "--label-bias needs a model; it does not apply to --predictions");
     if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512];
     if (!task_dir) {
@@ -229,12 +237,22 @@ int cmd_eval(int argc, char **argv) {
             rc = CLI_OK;
             if (json) {
                 char *s = metrics_report_json(&res.metrics, &rep);
-                if (!s) rc = cli_fail(cmd, "out of memory");
-                else printf("%s\n", s);
+                size_t sl = s ? strlen(s) : 0;
+                if (!s || !sl) rc = cli_fail(cmd, "out of memory");
+                else if (res.has_label_bias) { /* "label_bias": the spec applied, as the last key */
+                    char b[1024];
+                    label_bias_format(task, res.label_bias, b, sizeof b);
+                    printf("%.*s,\"label_bias\":\"%s\"}\n", (int)(sl - 1), s, b);
+                } else printf("%s\n", s);
                 free(s);
             } else {
                 printf("model: %s\ndata:  %s (%zu rows, %.1f rows/s)\n", o.model_path, o.data_path, res.metrics.n, res.rows_per_s);
                 if (lora) printf("lora:  %s\n", lora);
+                if (res.has_label_bias) {
+                    char b[1024];
+                    label_bias_format(task, res.label_bias, b, sizeof b);
+                    printf("label bias: %s (added to the label log-probabilities)\n", b);
+                }
                 metrics_report_text(stdout, &res.metrics, &rep);
             }
             eval_model_result_free(&res);

@@ -11,6 +11,7 @@
 #include "quant/merge.h"
 #include "quant/quantize.h"
 #include "quant/types.h"
+#include "task/calib.h"
 
 #define CMD "merge"
 
@@ -25,6 +26,9 @@ static void usage(FILE *out) {
             "  -o, --out PATH          output file\n"
             "      --requantize TYPE   store merged weights as TYPE (q8_0, q4_0, q4_k, ...) or\n"
             "                          'same' (each weight's base type); default f32\n"
+            "      --label-bias SPEC   set the label-prior bias the output carries\n"
+            "                          (tasklm.label_bias, \"yes=0.3,no=-0.1\"; none: drop it);\n"
+            "                          default: the adapter's (tasklm train writes it), else the base's\n"
             "  -t, --threads N         worker threads (default: one per core)\n"
             "      --json              print the summary as one JSON object\n"
             "  -h, --help              this help\n");
@@ -35,9 +39,10 @@ int cmd_merge(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'}, {"lora", required_argument, NULL, 'l'},
         {"out", required_argument, NULL, 'o'},   {"requantize", required_argument, NULL, 'R'},
         {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+        {"label-bias", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    const char *base = NULL, *lora = NULL, *out = NULL, *req = NULL;
+    const char *base = NULL, *lora = NULL, *out = NULL, *req = NULL, *bias = NULL;
     int n_threads = 0, json = 0, c;
     optind = 1;
     opterr = 0;
@@ -47,6 +52,7 @@ int cmd_merge(int argc, char **argv) {
         case 'l': lora = optarg; break;
         case 'o': out = optarg; break;
         case 'R': req = optarg; break;
+        case 'B': bias = optarg; break;
         case 't': {
             char *end;
             errno = 0;
@@ -65,7 +71,9 @@ int cmd_merge(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!base || !lora || !out) return cli_usage_error(CMD, "need --model, --lora and --out (see --help)");
     if (!strcmp(out, base) || !strcmp(out, lora)) return cli_usage_error(CMD, "the output must not be an input file");
-    merge_opts_t mo = {.out_type = GGML_TYPE_F32, .n_threads = n_threads};
+    merge_opts_t mo = {.out_type = GGML_TYPE_F32, .n_threads = n_threads, .label_bias = bias};
+    tl_err_t berr = {0};
+    if (bias && strcmp(bias, "none") && label_bias_check(bias, &berr)) return cli_usage_error(CMD, "%s", berr.msg);
     if (req && !strcmp(req, "same")) mo.out_type = MERGE_TYPE_SAME;
     else if (req) {
         int t = quantize_type_from_name(req);

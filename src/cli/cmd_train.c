@@ -39,6 +39,7 @@ void train_opts_usage(FILE *out) {
             "      --train-limit N     use the first N training rows\n"
             "      --patience N        stop after N evaluations without a better macro-F1\n"
             "      --end-token         append EOS to the answer (and score it)\n"
+            "      --no-calibrate      do not fit the label-prior bias into the adapter (see below)\n"
             "      --seed S            initialisation, data order and dropout (default 42)\n"
             "  -t, --threads N         worker threads (default: one per core)\n"
             "      --log-every N       progress line every N steps (default 1)\n");
@@ -54,6 +55,13 @@ static void usage(FILE *out) {
             "DIR/metrics.jsonl gets one JSON line (step, epoch, train_loss, eval_loss, macro_f1,\n"
             "accuracy, per_class_f1, confusion, lr, tokens_per_s), DIR/adapter.gguf keeps the best\n"
             "adapter by macro-F1, DIR/adapter-last.gguf the latest, DIR/checkpoint.bin the state.\n"
+            "Label-prior calibration: the training rows are usually oversampled to balanced labels\n"
+            "while the eval rows keep the natural mix, so each evaluation also fits one strength\n"
+            "lambda in [0, 1] of the Bayes prior correction lambda * log(eval share / train share)\n"
+            "per label on the eval rows (best macro-F1) and stores it in the adapters as\n"
+            "tasklm.label_bias; merge, quantize and prune keep it, and eval, classify, serve and\n"
+            "bench add it to the label log-probabilities (--no-calibrate: none; the metrics line\n"
+            "has \"calibration\" {lambda, macro_f1, label_bias}).\n"
             "Progress: a bar on a terminal, plain lines (every --log-every steps) otherwise.\n\n"
             "  -m, --model PATH        base model (GGUF)\n"
             "      --train FILE.csv    training rows (task schema)\n"
@@ -87,7 +95,7 @@ static int parse_float(const char *s, double lo, double hi, float *out) {
 
 enum {
     O_TASK = 256, O_TASKDIR, O_RANK, O_ALPHA, O_TARGETS, O_DROPOUT, O_EPOCHS, O_MAXSTEPS, O_LR, O_SCHED, O_WARMUP,
-    O_WD, O_CLIP, O_BATCH, O_MICRO, O_EVERY, O_ELIMIT, O_TLIMIT, O_PATIENCE, O_END, O_SEED, O_LOGEVERY, O_JSON
+    O_WD, O_CLIP, O_BATCH, O_MICRO, O_EVERY, O_ELIMIT, O_TLIMIT, O_PATIENCE, O_END, O_SEED, O_LOGEVERY, O_JSON, O_NOCAL
 };
 
 static const struct option shared_opts[] = {
@@ -101,7 +109,7 @@ static const struct option shared_opts[] = {
     {"batch", required_argument, 0, O_BATCH},      {"micro-batch", required_argument, 0, O_MICRO},
     {"eval-every", required_argument, 0, O_EVERY}, {"eval-limit", required_argument, 0, O_ELIMIT},
     {"train-limit", required_argument, 0, O_TLIMIT}, {"patience", required_argument, 0, O_PATIENCE},
-    {"end-token", no_argument, 0, O_END},          {"seed", required_argument, 0, O_SEED},
+    {"end-token", no_argument, 0, O_END},          {"no-calibrate", no_argument, 0, O_NOCAL},          {"seed", required_argument, 0, O_SEED},
     {"threads", required_argument, 0, 't'},        {"log-every", required_argument, 0, O_LOGEVERY},
     {"json", no_argument, 0, O_JSON},              {"help", no_argument, 0, 'h'},
 };
@@ -143,6 +151,7 @@ int train_opts_apply(int c, const char *arg, trainer_opts_t *o, const char **tas
     case O_TLIMIT: if (parse_long(arg, 1, 1L << 40, &o->train_limit)) bad = "--train-limit"; break;
     case O_PATIENCE: if (parse_long(arg, 0, 1L << 30, &v)) bad = "--patience"; else o->patience = (int)v; break;
     case O_END: o->end_token = true; break;
+    case O_NOCAL: o->no_calibrate = true; break;
     case O_SEED: {
         char *end;
         errno = 0;

@@ -238,6 +238,14 @@ int merge_lora_file(const char *base_path, const char *adapter_path, const char 
         goto done;
     }
     if (gguf_writer_copy_kv(wr, base, err)) goto done;
+    {
+        /* the adapter's label-prior bias (task/calib.h) replaces the base's */
+        const gguf_kv_t *kv = gguf_find_kv(ad, "tasklm.label_bias");
+        if (opts->label_bias && !strcmp(opts->label_bias, "none")) gguf_writer_remove(wr, "tasklm.label_bias");
+        else if (opts->label_bias) {
+            if (gguf_writer_set_str(wr, "tasklm.label_bias", opts->label_bias, err)) goto done;
+        } else if (kv && gguf_writer_set(wr, "tasklm.label_bias", &kv->value, err)) goto done;
+    }
     if (gguf_alignment(base) != GGUF_DEFAULT_ALIGNMENT && gguf_writer_set_alignment(wr, gguf_alignment(base), err))
         goto done;
     for (uint64_t i = 0; i < gguf_n_tensors(base); i++) {

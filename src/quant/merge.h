@@ -24,6 +24,8 @@
 typedef struct {
     uint32_t out_type; /* GGML_TYPE_F32 (default), a quantize_row type, or MERGE_TYPE_SAME */
     int n_threads;     /* <= 0: one per core */
+    const char *label_bias; /* tasklm.label_bias of the output: NULL: the adapter's, else the base's;
+                               "none": no key; otherwise this "label=value,..." spec (task/calib.h) */
 } merge_opts_t;
 
 typedef struct {

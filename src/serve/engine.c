@@ -9,6 +9,7 @@
 #include "model/batch.h"
 #include "model/model.h"
 #include "model/model_extra.h"
+#include "task/calib.h"
 #include "tokenizer/tokenizer.h"
 
 enum { MAX_NODES = 64 }; /* label-trie nodes inside labels (all labels' tokens but their last) */
@@ -44,6 +45,7 @@ struct serve_engine {
     int n_pass, pass_tokens;
     float *lg_root, *lg_full, *lg_inner;
     char name[256];
+    double bias[TASK_MAX_LABELS]; /* label-prior bias added to the label log-probabilities */
 };
 
 static void set_name(serve_engine_t *e, const char *path) {
@@ -121,6 +123,9 @@ int serve_engine_new(serve_engine_t **out, const serve_engine_opts_t *o, tl_err_
     const tokenizer_t *tok = model_tokenizer(e->model);
     e->flags = tokenizer_wants_bos(tok) ? TOK_ADD_BOS : 0;
     e->n_vocab = (int)model_config(e->model)->n_vocab;
+    if (o->label_bias ? label_bias_parse(t, o->label_bias, e->bias, err)
+                      : label_bias_from_gguf(model_gguf(e->model), t, e->bias, err) < 0)
+        goto fail;
     for (size_t k = 0; k < t->n_labels; k++) {
         char lab[TASK_NAME_MAX + 16];
         if (task_render_label(t, k, lab, sizeof lab) < 0) {
@@ -252,16 +257,9 @@ static void run_pass(serve_engine_t *e, int want_logprob) {
                     lp[k] += (double)row[e->labels[k][j]] - log_sum_exp(row, e->n_vocab);
                 }
             }
-            double mx = lp[0], sum = 0.0;
-            int best = 0;
-            for (size_t k = 1; k < t->n_labels; k++)
-                if (lp[k] > mx) mx = lp[k], best = (int)k;
-            for (size_t k = 0; k < t->n_labels; k++) sum += exp(lp[k] - mx);
-            for (size_t k = 0; k < t->n_labels; k++) {
-                it->probs[k] = exp(lp[k] - mx) / sum;
-                it->logprob[k] = want_logprob ? lp[k] : NAN;
-            }
-            it->label = best;
+            label_bias_probs(lp, e->bias, t->n_labels, it->probs);
+            for (size_t k = 0; k < t->n_labels; k++) it->logprob[k] = want_logprob ? lp[k] : NAN;
+            it->label = label_bias_argmax(lp, e->bias, t->n_labels);
             it->rc = 0;
         }
         free(pi->ids);

@@ -27,6 +27,7 @@ typedef struct {
     size_t max_field_bytes; /* longest field value to size the context for (0: the task's limit) */
     int max_batch;          /* inputs per pass (0: 16) */
     int max_batch_tokens;   /* tokens per pass (0: 1024; raised to fit the longest single input) */
+    const char *label_bias; /* NULL: the model's tasklm.label_bias (task/calib.h); "none": raw; or a spec */
 } serve_engine_opts_t;
 
 /* What one classification cost. */
@@ -39,9 +40,9 @@ typedef struct {
 /* One input of a batch: fields in, the rest out. */
 typedef struct {
     const char *const *fields;          /* the task's n_fields values */
-    double probs[TASK_MAX_LABELS];      /* softmax over the labels */
+    double probs[TASK_MAX_LABELS];      /* softmax over the labels (label-prior bias included) */
     double logprob[TASK_MAX_LABELS];    /* with want_logprob: log-probabilities over the full vocabulary */
-    int label;                          /* argmax */
+    int label;                          /* argmax (label-prior bias included) */
     serve_cost_t cost;
     int rc;                             /* 0, or -1 with err */
     tl_err_t err;

@@ -8,6 +8,7 @@
 #include "io/csv.h"
 #include "model/model.h"
 #include "model/score.h"
+#include "task/calib.h"
 #include "task/prepare.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,7 +30,7 @@ static int encode(const tokenizer_t *tok, const char *text, int flags, toks_t *o
 }
 
 static int write_predictions(const task_t *t, const prep_data_t *d, size_t n, const int *pred, const double *lp,
-                             const char *path, tl_err_t *err) {
+                             const double *bias, const char *path, tl_err_t *err) {
     csv_writer_t *w;
     if (csv_writer_open(&w, path, err)) return -1;
     const char *hdr[TASK_MAX_FIELDS + TASK_MAX_LABELS + 4];
@@ -48,16 +49,13 @@ static int write_predictions(const task_t *t, const prep_data_t *d, size_t n, co
     for (size_t i = 0; i < n; i++) {
         const char *v[TASK_MAX_FIELDS + TASK_MAX_LABELS + 4];
         size_t m = 0;
-        const double *l = lp + i * t->n_labels;
-        double mx = l[0], sum = 0;
-        for (size_t k = 1; k < t->n_labels; k++)
-            if (l[k] > mx) mx = l[k];
-        for (size_t k = 0; k < t->n_labels; k++) sum += exp(l[k] - mx);
+        double pr[TASK_MAX_LABELS];
+        label_bias_probs(lp + i * t->n_labels, bias, t->n_labels, pr);
         for (size_t k = 0; k < t->n_fields; k++) v[m++] = d->rows[i].fields[k];
         v[m++] = t->labels[d->rows[i].label];
         v[m++] = t->labels[pred[i]];
         for (size_t k = 0; k < t->n_labels; k++) {
-            snprintf(nums[k], sizeof nums[k], "%.6f", exp(l[k] - mx) / sum);
+            snprintf(nums[k], sizeof nums[k], "%.6f", pr[k]);
             v[m++] = nums[k];
         }
         if (d->has_category) v[m++] = d->rows[i].category;
@@ -95,6 +93,22 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
     }
     if (model_load(&model, o->model_path, o->threads, err)) goto done;
     if (o->model_hook && o->model_hook(model, o->hook_ctx, err)) goto done;
+    double *bias = res->label_bias;
+    if (o->label_bias) {
+        if (label_bias_parse(task, o->label_bias, bias, err)) goto done;
+    } else {
+        int got = 0;
+        if (o->bias_file) {
+            gguf_file_t *bf;
+            if (gguf_open(&bf, o->bias_file, err)) goto done;
+            got = label_bias_from_gguf(bf, task, bias, err);
+            gguf_close(bf);
+            if (got < 0) goto done;
+        }
+        if (!got && label_bias_from_gguf(model_gguf(model), task, bias, err) < 0) goto done;
+    }
+    for (size_t k = 0; k < task->n_labels; k++)
+        if (bias[k] != 0.0) res->has_label_bias = true;
     const tokenizer_t *tok = model_tokenizer(model);
     int flags = tokenizer_wants_bos(tok) ? TOK_ADD_BOS : 0;
     size_t max_prompt = 0, max_label = 0;
@@ -142,9 +156,7 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
             tl_fail_prefix(err, "%s:%zu", o->data_path, d.rows[i].line);
             goto done;
         }
-        int best = 0;
-        for (size_t k = 1; k < task->n_labels; k++)
-            if (l[k] > l[best]) best = (int)k;
+        int best = label_bias_argmax(l, bias, task->n_labels);
         gold[i] = d.rows[i].label;
         pred[i] = best;
         gold_lp[i] = l[gold[i]];
@@ -163,7 +175,7 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
     res->rows_per_s = dt > 0 ? (double)n / dt : 0;
     if (metrics_compute(gold, pred, n, task->n_labels, &res->metrics, err)) goto done;
     res->mean_loss = metrics_mean_loss(gold_lp, n);
-    if (o->predictions_out && write_predictions(task, &d, n, pred, lp, o->predictions_out, err)) goto done;
+    if (o->predictions_out && write_predictions(task, &d, n, pred, lp, bias, o->predictions_out, err)) goto done;
     res->gold = gold;
     res->pred = pred;
     res->categories = cats;

@@ -27,6 +27,11 @@ typedef struct {
      * when set, no progress lines are printed to the progress stream. */
     void (*on_row)(void *ctx, size_t done, size_t total);
     void *row_ctx;
+    /* Label-prior bias (task/calib.h) added to the label log-probabilities:
+     * NULL: the tasklm.label_bias of bias_file when it has one, else of the
+     * model; "none": raw scores; otherwise a "label=value,..." spec. */
+    const char *label_bias;
+    const char *bias_file; /* e.g. the adapter folded in by model_hook; NULL: none */
 } eval_model_opts_t;
 
 typedef struct {
@@ -36,6 +41,8 @@ typedef struct {
     bool has_category;
     double mean_loss;       /* mean -log p(gold label | prompt), over the full vocabulary */
     double rows_per_s;
+    bool has_label_bias;    /* a non-zero bias was applied */
+    double label_bias[TASK_MAX_LABELS];
 } eval_model_result_t;
 
 /* progress: where to print skipped-row notes and (without on_row) a progress

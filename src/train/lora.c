@@ -158,7 +158,8 @@ int lora_save_gguf(const lora_t *l, const char *path, tl_err_t *err) {
     if (gguf_writer_set_str(w, "general.architecture", l->arch, err) ||
         gguf_writer_set_str(w, "general.type", "adapter", err) ||
         gguf_writer_set_str(w, "adapter.type", "lora", err) ||
-        gguf_writer_set_f32(w, "adapter.lora.alpha", l->alpha, err))
+        gguf_writer_set_f32(w, "adapter.lora.alpha", l->alpha, err) ||
+        (l->label_bias[0] && gguf_writer_set_str(w, "tasklm.label_bias", l->label_bias, err)))
         goto done;
     for (int i = 0; i < l->n_layer; i++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {

@@ -28,6 +28,7 @@ typedef struct {
     float alpha, scale;
     unsigned targets;  /* bit (1 << lora_target_t) per adapted projection */
     lora_mat_t *mats;  /* n_layer * LORA_N_TARGETS; a == NULL where not adapted */
+    char label_bias[512]; /* tasklm.label_bias written with the adapter ("" = none; task/calib.h) */
 } lora_t;
 
 /* Short target names "q","k","v","o","gate","up","down". */

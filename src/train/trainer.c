@@ -15,6 +15,7 @@
 #include "io/atomic_file.h"
 #include "io/csv.h"
 #include "model/model.h"
+#include "task/calib.h"
 #include "task/metrics.h"
 #include "task/task.h"
 #include "train/lora.h"
@@ -159,6 +160,7 @@ typedef struct {
     train_graph_t *g;
     dataset_t train, eval;
     int n_labels;
+    size_t train_counts[TASK_MAX_LABELS]; /* training rows per label (after any oversampling) */
     int32_t *label_ids[TASK_MAX_LABELS];
     int label_len[TASK_MAX_LABELS];
     int single_token; /* every label is one token (and no end token): one pass per eval row */
@@ -493,6 +495,7 @@ static int setup(trainer_t *t, tl_err_t *err) {
     if (load_rows(&t->train, o->train_path, t->task, tok, o->train_limit, err) ||
         load_rows(&t->eval, o->eval_path, t->task, tok, o->eval_limit, err))
         return -1;
+    for (long i = 0; i < t->train.n; i++) t->train_counts[t->train.ex[i].label]++;
     int max_ans = 0, max_prompt = 0;
     for (int l = 0; l < t->n_labels; l++)
         if (answer_len(t, l) > max_ans) max_ans = answer_len(t, l);
@@ -533,8 +536,8 @@ static void teardown(trainer_t *t) {
     task_free(t->task);
 }
 
-static char *metrics_line(trainer_t *t, const eval_out_t *e, long step, double epoch, double train_loss, float lr,
-                          double tps, int is_best) {
+static char *metrics_line(trainer_t *t, const eval_out_t *e, const label_calib_t *cal, long step, double epoch,
+                          double train_loss, float lr, double tps, int is_best) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "epoch", epoch);
@@ -554,6 +557,14 @@ static char *metrics_line(trainer_t *t, const eval_out_t *e, long step, double e
     cJSON *labs = cJSON_AddArrayToObject(o, "labels");
     for (int l = 0; l < t->n_labels; l++) cJSON_AddItemToArray(labs, cJSON_CreateString(t->task->labels[l]));
     cJSON_AddNumberToObject(o, "n_eval", (double)e->n);
+    if (cal) {
+        char b[512];
+        label_bias_format(t->task, cal->bias, b, sizeof b);
+        cJSON *c = cJSON_AddObjectToObject(o, "calibration");
+        cJSON_AddNumberToObject(c, "lambda", cal->lambda);
+        cJSON_AddNumberToObject(c, "macro_f1", cal->macro_f1);
+        cJSON_AddStringToObject(c, "label_bias", b);
+    }
     cJSON_AddNumberToObject(o, "lr", lr);
     cJSON_AddNumberToObject(o, "tokens_per_s", tps);
     cJSON_AddBoolToObject(o, "best", is_best);
@@ -656,7 +667,20 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         }
         int better = e.mt.macro_f1 > s.best_f1;
         double train_loss = s.loss_count ? s.loss_sum / s.loss_count : NAN;
-        char *line = metrics_line(t, &e, s.step, (double)s.step / steps_per_epoch, train_loss, lr, tps, better);
+        /* the label-prior bias for this adapter, fitted on the evaluation rows (task/calib.h) */
+        label_calib_t cal;
+        int calibrated = !o->no_calibrate && e.n > 0;
+        if (calibrated) {
+            size_t ec[TASK_MAX_LABELS] = {0};
+            for (long i = 0; i < e.n; i++) ec[e.gold[i]]++;
+            if (label_calib_fit(e.lp, e.gold, (size_t)e.n, (size_t)t->n_labels, t->train_counts, ec, &cal, err)) {
+                eval_out_free(&e);
+                return -1;
+            }
+            label_bias_format(t->task, cal.bias, t->lora->label_bias, sizeof t->lora->label_bias);
+        }
+        char *line = metrics_line(t, &e, calibrated ? &cal : NULL, s.step, (double)s.step / steps_per_epoch, train_loss,
+                                  lr, tps, better);
         int bad = !line || append_metrics(t, line, err) || write_predictions(t, &e, s.step, err);
         free(line);
         if (!bad && better) {
@@ -670,6 +694,9 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         if (!bad) bad = lora_save_gguf(t->lora, out_path(t, "adapter-last.gguf"), err);
         tlog(t, "eval: step %ld train_loss %.4f eval_loss %.4f macro_f1 %.4f accuracy %.4f%s", s.step, train_loss,
              e.loss, e.mt.macro_f1, e.mt.accuracy, better ? " (best)" : "");
+        if (calibrated)
+            tlog(t, "eval: step %ld label-prior bias %s (lambda %.3g): macro_f1 %.4f", s.step, t->lora->label_bias,
+                 cal.lambda, cal.macro_f1);
         res->last_macro_f1 = e.mt.macro_f1;
         eval_out_free(&e);
         s.loss_sum = 0.0;

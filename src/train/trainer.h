@@ -40,6 +40,7 @@ typedef struct {
     uint64_t seed;
     int threads;
     bool end_token;      /* append EOS to the answer */
+    bool no_calibrate;   /* do not fit the label-prior bias (task/calib.h) into the adapters */
     bool resume;
     int log_every;
     long stop_after;     /* > 0: stop after this step (tests of --resume) */
