@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--single", type=int, default=100, help="sequential requests for latency")
     ap.add_argument("--duration", type=int, default=60, help="wrk seconds at concurrency 16")
     ap.add_argument("--peer-seconds", type=float, default=20, help="peer throughput loop seconds")
+    ap.add_argument("--amx", action="store_true", help="serve with --amx (Q8_0 on the AMX-INT8 tiles)")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
@@ -76,7 +77,8 @@ def main():
 
     # ---- ours ----
     port = free_port()
-    srv = subprocess.Popen([a.tasklm, "serve", "-m", a.model, "--port", str(port), "--threads", str(a.threads)],
+    srv = subprocess.Popen([a.tasklm, "serve", "-m", a.model, "--port", str(port), "--threads", str(a.threads)]
+                           + (["--amx"] if a.amx else []),
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -140,7 +142,7 @@ def main():
     ours_cpu_ms = 1e3 * (cpu1 - cpu0) / max(1, wj["requests"])
 
     cores = a.threads
-    print(f"model {os.path.basename(a.model)}, {a.threads} threads, {a.single} single requests, wrk -c16 {a.duration}s, "
+    print(f"model {os.path.basename(a.model)}{' (serve --amx)' if a.amx else ''}, {a.threads} threads, {a.single} single requests, wrk -c16 {a.duration}s, "
           f"{date0}, load average {load0} at start, {load()} at end")
     print(f"{'':34}{'tasklm':>12}{'llama.cpp':>12}{'ratio':>8}")
     print(f"{'single-request p50 ms':34}{ours_p50:12.2f}{peer_p50:12.2f}{peer_p50 / ours_p50:8.2f}  (peer/ours)")

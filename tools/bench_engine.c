@@ -4,7 +4,7 @@
  * time with --threads 1 does not include another process's time slices, nor
  * a thread pool waiting for a descheduled thread).
  *
- *   build/tools/bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N]
+ *   build/tools/bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N] [--amx]
  *
  * Prints one line per run: inputs, passes, wall ms and CPU ms per pass and
  * per input, a checksum of the labels and a hash of the probabilities' bits
@@ -55,20 +55,21 @@ static int read_pairs(const char *path, char (*names)[2][128], int *n) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *task_dir = "tasks/namematch";
-    int threads = 2, batch = 1, passes = 50;
+    int threads = 2, batch = 1, passes = 50, amx = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--task-dir") && i + 1 < argc) task_dir = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--passes") && i + 1 < argc) passes = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--amx")) amx = 1;
         else if (argv[i][0] != '-' && !model) model = argv[i];
         else {
-            fprintf(stderr, "usage: bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N]\n");
+            fprintf(stderr, "usage: bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N] [--amx]\n");
             return 2;
         }
     }
     if (!model || batch < 1 || batch > 64 || passes < 1) {
-        fprintf(stderr, "usage: bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N]\n");
+        fprintf(stderr, "usage: bench_engine MODEL [--task-dir DIR] [--threads N] [--batch B] [--passes N] [--amx]\n");
         return 2;
     }
     tl_err_t err = {{0}};
@@ -86,7 +87,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     serve_engine_t *e;
-    serve_engine_opts_t o = {.model_path = model, .task = task, .threads = threads, .max_batch = batch};
+    serve_engine_opts_t o = {.model_path = model, .task = task, .threads = threads, .max_batch = batch, .amx = amx};
     if (serve_engine_new(&e, &o, &err)) {
         fprintf(stderr, "bench_engine: %s\n", err.msg);
         return 1;

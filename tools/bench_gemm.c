@@ -3,7 +3,8 @@
  * default model (SmolLM2-135M: 576 x 576, 576 -> 192, 576 -> 1536, 1536 -> 576).
  *
  * usage: bench_gemm [--threads N] [--tokens N] [--types q8_0,q4_1,...] [--level scalar|avx2|avx512] [--ms MS]
- *                   [--cpu-time 1] */
+ *                   [--cpu-time 1] [--amx 1]
+ * --amx 1: Q8_0 through the AMX-INT8 tiles (quant/matmul_amx.h) where the CPU has them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #include "quant/quantize.h"
 #include "quant/types.h"
 
-static int use_cpu_time;
+static int use_cpu_time, amx;
 
 /* Wall time, or with --cpu-time the process's CPU time (steadier on a loaded machine with --threads 1). */
 static double now_s(void) {
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--level")) lvl = argv[i + 1];
         else if (!strcmp(argv[i], "--ms")) ms = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--cpu-time")) use_cpu_time = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--amx")) amx = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemm: unknown option %s\n", argv[i]);
             return 2;
@@ -92,7 +94,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_gemm: %s\n", err.msg);
                 return 1;
             }
-            mm_env_t env = {.pool = pool, .level = level, .scratch = scratch, .scratch_bytes = sb};
+            mm_env_t env = {.pool = pool, .level = level, .scratch = scratch, .scratch_bytes = sb, .amx = amx != 0};
             int reps = 0;
             double t0 = now_s(), t;
             do {

@@ -52,6 +52,7 @@ static void usage(FILE *out) {
             "  --price-per-hour USD    one instance like this machine (default 0.10: on-demand\n"
             "                          price of a 2-vCPU compute VM, e.g. GCP c2d-highcpu-2)\n"
             "  --json                  one JSON document (schema in docs/SERVING.md)\n"
+            "  --amx                   Q8_0 matmuls on the AMX-INT8 tiles (see serve --help)\n"
             "  -h, --help              this help\n");
 }
 
@@ -295,11 +296,12 @@ int cmd_bench(int argc, char **argv) {
         {"max-batch", required_argument, 0, 'b'},   {"max-wait-ms", required_argument, 0, 'w'},
         {"target-qps", required_argument, 0, 'Q'},  {"sla-ms", required_argument, 0, 'S'},
         {"price-per-hour", required_argument, 0, 'P'}, {"json", no_argument, 0, 'J'},
+        {"amx", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
     };
     const char *cmd = "bench";
     const char *model = NULL, *task_name = "namematch", *task_dir = NULL, *data = NULL;
-    int levels[MAX_LEVELS] = {1, 4, 16}, n_levels = 3, json = 0;
+    int levels[MAX_LEVELS] = {1, 4, 16}, n_levels = 3, json = 0, amx = 0;
     double duration = 10, warmup = 1, threads = 0, max_batch = 16, max_wait = 2, target = 100, sla = 800, price = 0.10;
     optind = 1;
     opterr = 0;
@@ -329,6 +331,7 @@ int cmd_bench(int argc, char **argv) {
         case 'S': bad = parse_num(optarg, 1e-3, 1e7, &sla); break;
         case 'P': bad = parse_num(optarg, 0, 1e6, &price); break;
         case 'J': json = 1; break;
+        case 'X': amx = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", name);
         default: return cli_usage_error(cmd, "unknown option '%s'", name);
@@ -362,7 +365,8 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     double rss0 = rss_mib();
-    serve_engine_opts_t eo = {.model_path = model, .task = task, .threads = (int)threads, .max_batch = (int)max_batch};
+    serve_engine_opts_t eo = {.model_path = model, .task = task, .threads = (int)threads, .max_batch = (int)max_batch,
+                              .amx = amx};
     if (serve_engine_new(&b.e, &eo, &err)) {
         cli_fail(cmd, "%s", err.msg);
         goto done;

@@ -29,6 +29,9 @@ static void usage(FILE *out) {
             "  --max-batch N           inputs per engine batch (default 16)\n"
             "  --max-wait-ms N         under load, wait for a batch to fill after its first input (default 2)\n"
             "  --max-batch-tokens N    tokens per forward pass (default 1024; raised to fit one input)\n"
+            "  --amx                   Q8_0 matmuls on the AMX-INT8 tiles where the CPU has them (faster;\n"
+            "                          other rounding: probabilities move by up to ~0.1 and near-ties can\n"
+            "                          flip against tasklm eval, as between --cpu levels of tasklm score)\n"
             "  --queue-size N          inputs waiting at most; beyond, 503 + Retry-After (default 256)\n"
             "  --max-body-bytes N      larger bodies get 413 (default 1048576)\n"
             "  --max-name-bytes N      longer names get 400 (default: the task's max_field_bytes)\n"
@@ -67,7 +70,7 @@ int cmd_serve(int argc, char **argv) {
         {"queue-size", required_argument, 0, 'q'}, {"max-body-bytes", required_argument, 0, 'B'},
         {"max-name-bytes", required_argument, 0, 'N'}, {"api-key-file", required_argument, 0, 'k'},
         {"max-connections", required_argument, 0, 'C'}, {"drain-timeout", required_argument, 0, 'D'},
-        {"max-batch-tokens", required_argument, 0, 'K'},
+        {"max-batch-tokens", required_argument, 0, 'K'}, {"amx", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *cmd = "serve";
@@ -87,6 +90,7 @@ int cmd_serve(int argc, char **argv) {
         case 'T': task_dir = optarg; break;
         case 'H': o.host = optarg; break;
         case 'k': key_file = optarg; break;
+        case 'X': o.amx = 1; break;
         case 'p': case 'j': case 'b': case 'w': case 'q': case 'B': case 'N': case 'C': case 'D': case 'K': {
             long lo = c == 'p' || c == 'w' ? 0 : 1;
             long hi = c == 'p' ? 65535 : c == 'j' ? 1024 : c == 'b' ? 1024 : c == 'w' ? 10000 : c == 'B' ? (1L << 30)

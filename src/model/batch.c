@@ -10,12 +10,14 @@
 
 #include "model/kernels.h"
 #include "model/model_internal.h"
+#include "quant/matmul_amx.h"
 #include "quant/types.h"
 
 struct model_batch {
     const model_t *m;
     int max_tokens, max_depth, max_prefix;
     int n_last; /* tokens of the last successful model_batch_eval (hidden states in x) */
+    bool amx;   /* Q8_0 matmuls on the AMX tiles (matmul_amx.h) */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
     float *xc;         /* last layer: the hidden states of the rows that need outputs, packed */
     int *out_rows;     /* last layer: the tokens whose outputs are computed (model_batch_eval_rows) */
@@ -108,6 +110,11 @@ void model_batch_free(model_batch_t *b) {
 }
 
 int model_batch_max_tokens(const model_batch_t *b) { return b->max_tokens; }
+
+bool model_batch_use_amx(model_batch_t *b, bool on) {
+    b->amx = on && mm_amx_available();
+    return b->amx;
+}
 
 int model_head_new(model_head_t **out, const model_t *m, const int32_t *ids, int n, tl_err_t *err) {
     *out = NULL;
@@ -347,7 +354,8 @@ int model_batch_eval_rows(model_batch_t *b, const model_ctx_t *pc, const model_b
         memset(b->has_out, 1, (size_t)n);
     }
     long E = cf->n_embd;
-    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
+    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes,
+                     .amx = b->amx};
     for (int t = 0; t < n; t++) {
         const void *row = (const char *)m->tok_embd->data + (size_t)toks[t].id * m->tok_embd_row_bytes;
         if (m->tok_embd->type == GGML_TYPE_F32) memcpy(b->x + t * E, row, sizeof(float) * (size_t)E);
@@ -380,7 +388,8 @@ int model_batch_logits(model_batch_t *b, const int *rows, int n_rows, const mode
             return tl_fail(err, "model batch: logit row %d names token %d, whose output the pass did not compute", k,
                            rows[k]);
     if (!n_rows) return 0;
-    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes};
+    mm_env_t env = {.pool = m->pool, .level = m->level, .scratch = b->mm_scratch, .scratch_bytes = b->mm_scratch_bytes,
+                     .amx = b->amx};
     for (int k = 0; k < n_rows; k++)
         rmsnorm_forward(b->xn + k * E, b->x + (long)rows[k] * E, m->output_norm, (int)E, cf->rms_eps);
     return matmul_forward(logits, b->xn, head ? &head->w : &m->output, n_rows, &env, err);

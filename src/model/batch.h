@@ -30,6 +30,12 @@ int model_batch_new(model_batch_t **out, const model_t *m, int max_tokens, int m
                     tl_err_t *err);
 void model_batch_free(model_batch_t *b);
 int model_batch_max_tokens(const model_batch_t *b);
+/* Q8_0 weights (n_out a multiple of 16) on the AMX-INT8 tiles when the CPU
+ * has them: exact int32 block sums, scaled once per block (quant/matmul_amx.h).
+ * Results then differ from model_eval's by rounding (label log-probabilities
+ * by up to ~0.1 on SmolLM2-135M, as between CPU levels) and still do not
+ * depend on the batch. Off by default; returns whether it is on. */
+bool model_batch_use_amx(model_batch_t *b, bool on);
 
 /* A head over some vocabulary ids only: row k of its logits is the logit of ids[k]. */
 int model_head_new(model_head_t **out, const model_t *m, const int32_t *ids, int n, tl_err_t *err);

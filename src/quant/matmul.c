@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "quant/matmul_ext.h"
+#include "quant/matmul_amx.h"
 #include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
 #include "quant/matmul_kernels.h"
@@ -46,7 +47,8 @@ size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
     int64_t nb = (n_in + MM_QK - 1) / MM_QK, nbk = (n_in + MM_QK_K - 1) / MM_QK_K;
     size_t row = (size_t)nb * sizeof(mm_block_q8_1_t), row_k = (size_t)nbk * sizeof(mm_block_q8_k_t);
     int n = n_tokens > 0 ? n_tokens : 1;
-    return round64((row > row_k ? row : row_k) * (size_t)n) + mm_gemm_panel_bytes(n_in, n) + 64;
+    size_t panel = mm_gemm_panel_bytes(n_in, n), amx = mm_amx_panel_bytes(n_in, n);
+    return round64((row > row_k ? row : row_k) * (size_t)n) + (panel > amx ? panel : amx) + 64;
 }
 
 /* ---- quantizers ---- */
@@ -227,7 +229,15 @@ static void rows_plain(const mm_job_t *j, const mm_weight_t *w, float *out, long
     }
 }
 
-enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM };
+/* AMX: quantize and pack whole groups of 16 tokens. */
+static void quantize_pack_amx_range(void *ctx, int ith, long g0, long g1) {
+    mm_job_t *j = ctx;
+    long t1 = g1 * MM_AMX_TOKENS < j->n_tokens ? g1 * MM_AMX_TOKENS : j->n_tokens;
+    quantize_rows(j, g0 * MM_AMX_TOKENS, t1);
+    mm_amx_pack(j->w->n_in, j->act, j->act_row, j->n_tokens, g0, g1, j->panel);
+}
+
+enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX };
 
 /* Items [i0, i1) of the combined row space through one kind of kernel. */
 static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
@@ -237,7 +247,8 @@ static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
         const mm_weight_t *w = j->ws[k];
         long r0 = (a - j->start[k]) * j->unit, r1 = (b - j->start[k]) * j->unit;
         if (r1 > w->n_out) r1 = w->n_out;
-        if (kind == KIND_GEMM) mm_gemm_rows(w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k], j->level);
+        if (kind == KIND_AMX) mm_amx_rows(w, j->panel, j->n_tokens, r0, r1, j->outs[k]);
+        else if (kind == KIND_GEMM) mm_gemm_rows(w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k], j->level);
         else if (kind == KIND_K_GEMM) mm_k_gemm_rows(w, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k]);
         else rows_plain(j, w, j->outs[k], r0, r1);
     }
@@ -246,6 +257,7 @@ static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
 static void gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_GEMM, i0, i1); }
 static void k_gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_K_GEMM, i0, i1); }
 static void plain_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_PLAIN, i0, i1); }
+static void amx_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_AMX, i0, i1); }
 
 /* Chunks of about an eighth of a thread's share: small enough that a thread
  * the OS has descheduled leaves little to wait for, large enough that the
@@ -257,7 +269,10 @@ static long grain_of(long n_items, const mm_env_t *env) {
 
 static void run_rows(mm_job_t *j, int kind, const mm_env_t *env) {
     long n = j->start[j->nw];
-    threadpool_range_fn fn = kind == KIND_GEMM ? gemm_range : kind == KIND_K_GEMM ? k_gemm_range : plain_range;
+    threadpool_range_fn fn = kind == KIND_AMX    ? amx_range
+                             : kind == KIND_GEMM ? gemm_range
+                             : kind == KIND_K_GEMM ? k_gemm_range
+                                                   : plain_range;
     threadpool_for(env->pool, n, grain_of(n, env), fn, j);
 }
 
@@ -279,7 +294,20 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
     }
     if (n_tokens <= 0) return 0;
     int kind = KIND_PLAIN;
-    if (w->type != GGML_TYPE_F32) {
+    bool amx = env->amx;
+    for (int k = 0; k < nw && amx; k++) amx = mm_amx_supports(ws[k]);
+    if (amx) {
+        j.act_row = (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
+        size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
+        if (act_bytes + mm_amx_panel_bytes(w->n_in, n_tokens) > env->scratch_bytes)
+            return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
+                           n_tokens, (long long)w->n_in);
+        j.act = env->scratch;
+        j.panel = (char *)env->scratch + act_bytes;
+        threadpool_for(env->pool, (n_tokens + MM_AMX_TOKENS - 1) / MM_AMX_TOKENS, 1, quantize_pack_amx_range, &j);
+        kind = KIND_AMX;
+        j.unit = MM_AMX_ROWS;
+    } else if (w->type != GGML_TYPE_F32) {
         j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);

@@ -36,6 +36,7 @@ typedef struct {
     cpu_level_t level;
     void *scratch;      /* at least matmul_scratch_bytes(...) bytes, 64-byte aligned */
     size_t scratch_bytes;
+    bool amx;           /* Q8_0 weights that qualify go through matmul_amx.h (other numerics) */
 } mm_env_t;
 
 /* True if matmul_forward handles weights of this type directly. */

@@ -165,6 +165,7 @@ int serve_engine_new(serve_engine_t **out, const serve_engine_opts_t *o, tl_err_
     if (e->max_tokens < e->max_input + e->n_nodes) e->max_tokens = e->max_input + e->n_nodes;
     if (model_ctx_new(&e->ctx, e->model, e->n_prefix > 0 ? e->n_prefix : 1, err)) goto fail;
     if (model_batch_new(&e->batch, e->model, e->max_tokens, e->max_input + e->n_nodes, e->n_prefix, err)) goto fail;
+    model_batch_use_amx(e->batch, o->amx != 0);
     size_t mb = (size_t)e->max_batch, V = (size_t)e->n_vocab;
     e->toks = calloc((size_t)e->max_tokens, sizeof *e->toks);
     e->rows = calloc(mb * (size_t)(e->n_nodes + 1), sizeof *e->rows);

@@ -27,6 +27,8 @@ typedef struct {
     size_t max_field_bytes; /* longest field value to size the context for (0: the task's limit) */
     int max_batch;          /* inputs per pass (0: 16) */
     int max_batch_tokens;   /* tokens per pass (0: 1024; raised to fit the longest single input) */
+    int amx;                /* 1: Q8_0 matmuls on the AMX-INT8 tiles where the CPU has them
+                               (model_batch_use_amx); answers then differ from tasklm eval's */
     const char *label_bias; /* NULL: the model's tasklm.label_bias (task/calib.h); "none": raw; or a spec */
 } serve_engine_opts_t;
 

@@ -73,7 +73,7 @@ static void *worker_main(void *arg) {
     serve_server_t *s = arg;
     serve_engine_opts_t eo = {.model_path = s->o.model_path, .task = s->o.task, .threads = s->o.threads,
                               .max_field_bytes = s->o.max_name_bytes, .max_batch = s->o.max_batch,
-                              .max_batch_tokens = s->o.max_batch_tokens};
+                              .max_batch_tokens = s->o.max_batch_tokens, .amx = s->o.amx};
     if (serve_engine_new(&s->engine, &eo, &s->load_err)) {
         atomic_store(&s->state, -1);
         /* answer whatever arrives until the queue is closed */

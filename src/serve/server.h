@@ -21,6 +21,7 @@ typedef struct {
     int max_batch;           /* inputs per engine batch */
     int max_wait_ms;         /* how long a batch waits to fill after its first input */
     int max_batch_tokens;    /* tokens per engine pass (0: the engine's default) */
+    int amx;                 /* serve_engine_opts_t.amx */
     size_t queue_size;       /* inputs waiting at most; more gets 503 */
     size_t max_body_bytes;   /* larger bodies get 413 */
     size_t max_name_bytes;   /* longer field values get 400 */

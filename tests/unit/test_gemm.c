@@ -10,6 +10,7 @@
 
 #include "core/threadpool.h"
 #include "quant/matmul.h"
+#include "quant/matmul_amx.h"
 #include "quant/matmul_ext.h"
 #include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
@@ -280,6 +281,60 @@ TEST(matmul_forward_n_equals_single_calls) {
     for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
 }
 
+/* The AMX path (mm_env_t.amx, Q8_0, n_out a multiple of 16) equals its
+ * definition mm_amx_dot_ref bit for bit for every token count and thread
+ * count; weights it does not take (n_out 20) keep the default kernels. */
+TEST(amx_equals_definition) {
+    if (!mm_amx_available()) {
+        printf("  (no AMX-INT8 on this CPU: skipped)\n");
+        return;
+    }
+    threadpool_t *pools[3] = {0};
+    tl_err_t err = {0};
+    for (int p = 0; p < 3; p++) CHECK(threadpool_new(&pools[p], p + 1, &err) == 0);
+    const int64_t n_ins[3] = {64, 576, 1536 + 32 * 2}, n_out = 48;
+    const int toks[6] = {1, 5, 16, 17, 21, 40};
+    int bad = 0;
+    for (int a = 0; a < 3; a++) {
+        int64_t n_in = n_ins[a];
+        size_t rb = (size_t)(n_in / MM_QK) * sizeof(mm_block_q8_0_t);
+        uint8_t *wq = malloc(rb * (size_t)n_out);
+        fill_weight(GGML_TYPE_Q8_0, wq, n_out, n_in);
+        mm_weight_t w;
+        CHECK(matmul_weight_init(&w, "blk.0.ffn_up.weight", GGML_TYPE_Q8_0, n_in, n_out, wq, &err) == 0);
+        CHECK(mm_amx_supports(&w));
+        for (int tk = 0; tk < 6; tk++) {
+            int n_tok = toks[tk];
+            float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok)), *out = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+            for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = rng_uniform() * (i % 7 == 0 ? 4.0f : 1.0f);
+            mm_block_q8_0_t *act = malloc(rb * (size_t)n_tok);
+            for (int t = 0; t < n_tok; t++) matmul_quantize_q8_0_at(x + t * n_in, act + t * (n_in / MM_QK), n_in, CPU_LEVEL_SCALAR);
+            size_t sb = matmul_scratch_bytes(n_in, n_tok);
+            void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+            for (int p = 0; p < 3; p++) {
+                mm_env_t env = {.pool = pools[p], .level = CPU_LEVEL_AVX512, .scratch = scratch, .scratch_bytes = sb, .amx = true};
+                CHECK(matmul_forward(out, x, &w, n_tok, &env, &err) == 0);
+                for (int t = 0; t < n_tok; t++)
+                    for (int64_t r = 0; r < n_out; r++) {
+                        float want = mm_amx_dot_ref(n_in, (const mm_block_q8_0_t *)(wq + r * rb), act + t * (n_in / MM_QK));
+                        if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
+                            printf("  amx n_in %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n", (long long)n_in,
+                                   n_tok, p + 1, t, (long long)r, out[t * n_out + r], want);
+                    }
+            }
+            free(x);
+            free(out);
+            free(act);
+            free(scratch);
+        }
+        free(wq);
+    }
+    CHECK_EQ_INT(bad, 0);
+    mm_weight_t odd = {.type = GGML_TYPE_Q8_0, .n_in = 576, .n_out = 20};
+    CHECK(!mm_amx_supports(&odd));
+    for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
+}
+
 int main(void) {
     RUN(gemm_equals_single_row_kernels);
     RUN(gemm_model_shapes);
@@ -287,5 +342,6 @@ int main(void) {
     RUN(quantizers_simd_bytes_equal_scalar);
     RUN(gemm_dispatch_rules);
     RUN(matmul_forward_n_equals_single_calls);
+    RUN(amx_equals_definition);
     return tl_test_summary("test_gemm");
 }

@@ -12,6 +12,9 @@
 #include "model/batch.h"
 #include "model/model.h"
 #include "model/score.h"
+#include "quant/matmul_amx.h"
+#include "quant/quantize_model.h"
+#include "quant/types.h"
 #include "serve/engine.h"
 #include "tl_test.h"
 
@@ -195,6 +198,54 @@ TEST(eval_rows_equals_full_pass) {
     model_free(m);
 }
 
+/* The AMX path (opts.amx, Q8_0 weights) on a Q8_0 copy of the model: one
+ * pass over all inputs equals classifying each alone bit for bit; against the
+ * default kernels the probabilities move by rounding only (within 0.1, the
+ * spread between the default kernels' CPU levels). */
+TEST(amx_engine_q8_0) {
+    if (!mm_amx_available()) {
+        printf("  (no AMX-INT8 on this CPU: skipped)\n");
+        return;
+    }
+    tl_err_t err = {{0}};
+    char dir[] = "/tmp/tl-amx-XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/q8_0.gguf", dir);
+    quantize_opts_t qo = {.type = GGML_TYPE_Q8_0, .n_threads = 2};
+    quantize_report_t rep;
+    CHECK_EQ_INT(quantize_model_file(model_path(), path, &qo, &rep, &err), 0);
+    quantize_report_free(&rep);
+    serve_engine_t *amx, *plain;
+    serve_engine_opts_t o = {.model_path = path, .task = T, .threads = 2, .amx = 1};
+    CHECK_EQ_INT(serve_engine_new(&amx, &o, &err), 0);
+    o.amx = 0;
+    CHECK_EQ_INT(serve_engine_new(&plain, &o, &err), 0);
+    serve_item_t a[NP], p[NP];
+    memset(a, 0, sizeof a);
+    memset(p, 0, sizeof p);
+    for (int i = 0; i < NP; i++) a[i].fields = p[i].fields = PAIRS[i];
+    CHECK_EQ_INT(serve_engine_classify_many(amx, a, NP, 0), 0);
+    CHECK_EQ_INT(serve_engine_classify_many(plain, p, NP, 0), 0);
+    double worst = 0;
+    for (int i = 0; i < NP; i++) {
+        double probs[TASK_MAX_LABELS];
+        int label = -1;
+        CHECK_EQ_INT(serve_engine_classify(amx, PAIRS[i], probs, NULL, &label, NULL, &err), 0);
+        CHECK_EQ_INT(a[i].label, label);
+        CHECK(!memcmp(a[i].probs, probs, sizeof(double) * T->n_labels));
+        for (size_t k = 0; k < T->n_labels; k++) {
+            double d = fabs(a[i].probs[k] - p[i].probs[k]);
+            if (d > worst) worst = d;
+        }
+    }
+    CHECK(worst < 0.1);
+    printf("  AMX vs default kernels: largest probability difference %.2e\n", worst);
+    serve_engine_free(amx);
+    serve_engine_free(plain);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     if (access(model_path(), R_OK) != 0) {
         printf("model %s not found\n", model_path());
@@ -217,6 +268,7 @@ int main(void) {
     RUN(bad_item_fails_alone);
     RUN(batch_eval_errors);
     RUN(eval_rows_equals_full_pass);
+    RUN(amx_engine_q8_0);
     task_free(T);
     task_free(T_MULTI);
     return tl_test_summary("test_serve_batch");
