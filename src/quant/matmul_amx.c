@@ -109,19 +109,30 @@ AMX_TARGET static void rows_group(const mm_weight_t *w, const amx_blk_t *panel, 
     float dw[AMX_MAX_BLOCKS][MM_AMX_ROWS]; /* the rows' scales, [block][row] */
     int32_t c[4][MM_AMX_ROWS][MM_AMX_TOKENS] __attribute__((aligned(64)));
     float res[MM_AMX_ROWS][MM_AMX_TOKENS] __attribute__((aligned(64)));
-    uint16_t dh[AMX_MAX_BLOCKS][MM_AMX_ROWS] __attribute__((aligned(64)));
-    for (int i = 0; i < MM_AMX_ROWS; i++) { /* in memory order */
-        const mm_block_q8_0_t *row = (const mm_block_q8_0_t *)(w0 + (size_t)i * w->row_bytes);
-        for (int64_t b = 0; b < nb; b++) dh[b][i] = row[b].d;
+    /* the 16 rows' block scales, gathered 32 bits at a time (the fp16 scale and
+     * the block's first two bytes) and converted with F16C: fp16 -> fp32 is
+     * exact, the same values as mm_fp16_to_fp32 */
+    const __m512i offs = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)w->row_bytes));
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i v = _mm512_i32gather_epi32(offs, (const void *)(w0 + (size_t)b * sizeof(mm_block_q8_0_t)), 1);
+        _mm512_storeu_ps(dw[b], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
     }
-    for (int64_t b = 0; b < nb; b++) /* fp16 -> fp32 is exact: the same values as mm_fp16_to_fp32 */
-        _mm512_storeu_ps(dw[b], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh[b])));
+    /* the next group's rows (2 ahead), asked for a few lines per 4 blocks
+     * across this group's work: a burst of ~150 prefetches would find the
+     * line-fill buffers full and be dropped */
+    const char *pf = (const char *)w0 + (size_t)(2 * MM_AMX_ROWS) * w->row_bytes;
+    const char *pf_end = r + 3 * MM_AMX_ROWS <= w->n_out ? pf + (size_t)MM_AMX_ROWS * w->row_bytes : pf;
+    long steps = n_groups * ((nb + 3) / 4);
+    size_t pf_step = (((size_t)(pf_end - pf) / 64 + (size_t)steps - 1) / (size_t)steps) * 64;
     for (long g = 0; g < n_groups; g++) {
         __m512 acc[MM_AMX_ROWS];
         for (int i = 0; i < MM_AMX_ROWS; i++) acc[i] = _mm512_setzero_ps();
         const amx_blk_t *pg = panel + (size_t)g * (size_t)nb;
         int64_t b = 0;
         for (; b + 4 <= nb; b += 4) {
+            for (const char *q = pf; q < pf + pf_step && q < pf_end; q += 64) __builtin_prefetch(q, 0, 2);
+            pf += pf_step;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -152,15 +163,15 @@ AMX_TARGET static void rows_group(const mm_weight_t *w, const amx_blk_t *panel, 
     }
 }
 
-/* Asks for the next 16 rows while this group runs: with a serving pass's ~20
- * tokens a group's weights are used for about a microsecond, and the tile
- * loads (16 rows at a stride) and the scale reads would otherwise wait on
- * each cache line in turn. */
+/* The first two groups of a call (rows_group asks for the later ones as it
+ * goes): with a serving pass's ~20 tokens a group's weights are used for a
+ * few microseconds, and the scale gathers and tile loads (16 rows at a
+ * stride) would otherwise wait on each cache line in turn. */
 static void prefetch_group(const mm_weight_t *w, long r) {
     if (r >= w->n_out) return;
     const char *p = (const char *)w->data + (size_t)r * w->row_bytes;
     size_t n = (size_t)MM_AMX_ROWS * w->row_bytes;
-    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 2); /* to L2: more misses in flight than L1 takes */
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 2);
 }
 
 AMX_TARGET void mm_amx_rows(const mm_weight_t *w, const void *panel, int n_tokens, long r0, long r1, float *out) {
@@ -180,10 +191,7 @@ AMX_TARGET void mm_amx_rows(const mm_weight_t *w, const void *panel, int n_token
     _tile_loadconfig(&cfg);
     prefetch_group(w, r0);
     prefetch_group(w, r0 + MM_AMX_ROWS);
-    for (long r = r0; r < r1; r += MM_AMX_ROWS) {
-        prefetch_group(w, r + 8 * MM_AMX_ROWS);
-        rows_group(w, panel, n_tokens, r, out);
-    }
+    for (long r = r0; r < r1; r += MM_AMX_ROWS) rows_group(w, panel, n_tokens, r, out);
     _tile_release();
 }
 
