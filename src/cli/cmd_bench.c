@@ -19,6 +19,7 @@
 #include "cli/progress.h"
 #include "core/cpu.h"
 #include "io/csv.h"
+#include "quant/matmul_amx.h"
 #include "serve/engine.h"
 #include "serve/queue.h"
 #include "serve/request.h"
@@ -413,6 +414,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "cores", cores);
         cJSON_AddNumberToObject(o, "max_batch", max_batch);
         cJSON_AddNumberToObject(o, "max_wait_ms", max_wait);
+        cJSON_AddBoolToObject(o, "amx", amx && mm_amx_available());
         cJSON_AddNumberToObject(o, "duration_s", duration);
         cJSON_AddNumberToObject(o, "prefix_tokens", serve_engine_prefix_tokens(b.e));
         cJSON_AddNumberToObject(o, "rss_mib_before_load", rss0);
@@ -453,8 +455,9 @@ int cmd_bench(int argc, char **argv) {
         free(txt);
         cJSON_Delete(o);
     } else {
-        printf("model %s, task %s, %d threads, max batch %d, max wait %d ms, %.1f s per level\n",
-               serve_engine_model_name(b.e), task->name, eng_threads, (int)max_batch, (int)max_wait, duration);
+        printf("model %s, task %s, %d threads, max batch %d, max wait %d ms, %.1f s per level%s\n",
+               serve_engine_model_name(b.e), task->name, eng_threads, (int)max_batch, (int)max_wait, duration,
+               amx && mm_amx_available() ? ", AMX" : "");
         printf("%6s %9s %9s %8s %8s %8s %8s %7s %9s %9s %7s\n", "conc", "requests", "QPS", "QPS/core", "p50 ms",
                "p90 ms", "p99 ms", "batch", "RSS0 MiB", "RSS1 MiB", "errors");
         for (int i = 0; i < n_levels; i++)
