@@ -34,7 +34,11 @@ static void usage(FILE *out) {
             "  -m, --model PATH        base model (GGUF)\n"
             "      --data-dir DIR      folder with fold-I-train.csv / fold-I-test.csv\n"
             "      --folds K           number of folds (2..1000; the files must exist)\n"
-            "  -o, --out OUT           output folder (created)\n");
+            "  -o, --out OUT           output folder (created)\n"
+            "      --resume            continue an interrupted run: folds that finished (OUT/fold-I/\n"
+            "                          cv-done, written with their settings) are not trained again,\n"
+            "                          a fold with a checkpoint continues from it as tasklm train\n"
+            "                          --resume; other settings than the finished folds' are refused\n");
     train_opts_usage(out);
     fprintf(out,
             "      --json              print cv.json on stdout\n"
@@ -46,6 +50,18 @@ typedef struct {
     double cls[TASK_MAX_LABELS];
     long step;
 } fold_res_t;
+
+/* The settings a fold's result depends on, as written into its cv-done marker. */
+static void fold_settings(const trainer_opts_t *o, const char *trainp, const char *evalp, char *buf, size_t n) {
+    snprintf(buf, n,
+             "model=%s train=%s eval=%s task=%s rank=%d alpha=%g dropout=%g targets=%u epochs=%d max_steps=%ld "
+             "lr=%g wd=%g clip=%g warmup=%ld sched=%d batch=%d eval_every=%d eval_limit=%ld train_limit=%ld "
+             "patience=%d seed=%llu end_token=%d calibrate=%d\n",
+             o->model_path, trainp, evalp, o->task_dir, o->rank, (double)o->alpha, (double)o->dropout, o->targets,
+             o->epochs, o->max_steps, (double)o->lr, (double)o->weight_decay, (double)o->clip, o->warmup_steps,
+             (int)o->sched, o->batch, o->eval_every, o->eval_limit, o->train_limit, o->patience,
+             (unsigned long long)o->seed, (int)o->end_token, (int)!o->no_calibrate);
+}
 
 /* The best evaluation (highest macro-F1, the first at a tie as adapter.gguf) of a metrics.jsonl. */
 static int read_best(const char *path, const task_t *task, fold_res_t *r, tl_err_t *err) {
@@ -115,18 +131,19 @@ static cJSON *row_json(const task_t *t, const double *vals, int n_labels) {
 }
 
 int cmd_cv(int argc, char **argv) {
-    enum { O_DATADIR = TRAIN_OPT_USER, O_FOLDS };
+    enum { O_DATADIR = TRAIN_OPT_USER, O_FOLDS, O_RESUME };
     struct option opts[64];
     int no = train_opts_table(opts, 56);
     const struct option own[] = {
         {"data-dir", required_argument, 0, O_DATADIR}, {"folds", required_argument, 0, O_FOLDS},
-        {"out", required_argument, 0, 'o'},            {0, 0, 0, 0},
+        {"out", required_argument, 0, 'o'},            {"resume", no_argument, 0, O_RESUME},
+        {0, 0, 0, 0},
     };
     memcpy(opts + no, own, sizeof own);
     trainer_opts_t o;
     trainer_opts_default(&o);
     const char *task_name = "namematch", *data_dir = NULL, *out_dir = NULL;
-    int json = 0, folds = 0;
+    int json = 0, folds = 0, resume = 0;
     tl_err_t err = {{0}};
     optind = 0;
     opterr = 0;
@@ -135,6 +152,7 @@ int cmd_cv(int argc, char **argv) {
         switch (c) {
         case O_DATADIR: data_dir = optarg; continue;
         case 'o': out_dir = optarg; continue;
+        case O_RESUME: resume = 1; continue;
         case O_FOLDS: {
             char *end;
             errno = 0;
@@ -197,12 +215,38 @@ int cmd_cv(int argc, char **argv) {
         snprintf(label, sizeof label, "cv fold %d/%d", k, folds);
         trainer_opts_t fo = o;
         fo.train_path = trainp, fo.eval_path = evalp, fo.out_dir = outp;
-        train_progress_t tp;
-        train_progress_init(&tp, stderr, label, o.log_every);
-        train_progress_attach(&tp, &fo);
-        trainer_result_t tr;
-        int bad = trainer_run(&fo, stderr, &tr, &err);
-        train_progress_finish(&tp);
+        char settings[4096], marker[1300], have[4096];
+        fold_settings(&fo, trainp, evalp, settings, sizeof settings);
+        snprintf(marker, sizeof marker, "%s/cv-done", outp);
+        int bad = 0, done = 0;
+        if (resume) {
+            FILE *mf = fopen(marker, "r");
+            if (mf) {
+                size_t got = fread(have, 1, sizeof have - 1, mf);
+                have[got] = '\0';
+                fclose(mf);
+                if (strcmp(have, settings)) {
+                    rc = cli_fail(CMD, "fold %d: %s was written with other settings; rerun without --resume or with "
+                                       "another --out", k, marker);
+                    break;
+                }
+                done = 1;
+                fprintf(stderr, "cv: fold %d/%d: finished before, not trained again\n", k, folds);
+            } else {
+                snprintf(path, sizeof path, "%s/checkpoint.bin", outp);
+                fo.resume = access(path, R_OK) == 0; /* else the fold starts afresh */
+            }
+        }
+        if (!done) {
+            unlink(marker);
+            train_progress_t tp;
+            train_progress_init(&tp, stderr, label, o.log_every);
+            train_progress_attach(&tp, &fo);
+            trainer_result_t tr;
+            bad = trainer_run(&fo, stderr, &tr, &err);
+            train_progress_finish(&tp);
+            if (!bad) bad = atomic_file_write_all(marker, settings, strlen(settings), &err);
+        }
         snprintf(path, sizeof path, "%s/metrics.jsonl", outp);
         if (bad || read_best(path, task, &res[k - 1], &err)) rc = cli_fail(CMD, "fold %d: %s", k, err.msg);
         else

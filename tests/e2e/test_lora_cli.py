@@ -3,8 +3,10 @@ exactly as the model written by `tasklm merge` (byte-identical predictions
 CSV), an adapter whose shapes do not fit the base is refused naming the
 tensor; `tasklm cv` over the folds of `tasklm data prepare --folds` prints a
 per-fold table whose numbers are each fold's best line of its own
-metrics.jsonl, writes cv.json with mean and sample sd, and rejects --folds 1
-and missing fold files; the progress display draws a bar on a terminal (pty)
+metrics.jsonl, writes cv.json with mean and sample sd, rejects --folds 1
+and missing fold files, and with --resume skips finished folds, continues an
+interrupted one from its checkpoint to the uninterrupted result and refuses
+other settings; the progress display draws a bar on a terminal (pty)
 and plain lines with an ETA otherwise."""
 import csv
 import json
@@ -139,6 +141,34 @@ def main():
                 "the table's fold-1 macro-F1 matches cv.json")
         c.check("cv fold 1/2: step 1/1" in r.stderr and " eta " in r.stderr,
                 "non-TTY progress: plain lines with step counter and eta", r.stderr[-300:])
+        # --resume: finished folds are not trained again and the table is the same
+        r2 = run_tasklm(cv + ["--folds", "2", "--resume"])
+        c.check(r2.returncode == 0 and r2.stderr.count("finished before, not trained again") == 2
+                and r2.stdout == r.stdout, "cv --resume after a finished run: no fold retrained, same table",
+                r2.stderr[-300:])
+        r3 = run_tasklm(cv[:-len(tiny)] + [x if x != "5e-3" else "4e-3" for x in tiny] + ["--folds", "2", "--resume"])
+        c.check(r3.returncode == 1 and "written with other settings" in r3.stderr
+                and len(r3.stderr.strip().splitlines()) == 1, "cv --resume with other settings is refused",
+                r3.stderr[-300:])
+    # an interrupted fold continues from its checkpoint to the uninterrupted result
+    cv2out = os.path.join(tmp, "cv2")
+    cv2 = ["cv", "-m", MODEL, "--task-dir", task_dir, "--data-dir", data, "--out", cv2out, "--max-steps", "2",
+           "--eval-every", "1", "--train-limit", "4", "--eval-limit", "3"] + tiny[:-2] + ["--folds", "2"]
+    full = run_tasklm(cv2)
+    if c.check(full.returncode == 0, "cv with 2 steps per fold", full.stderr[-300:]):
+        want = json.load(open(os.path.join(cv2out, "cv.json")))
+        f2 = os.path.join(cv2out, "fold-2")
+        os.remove(os.path.join(f2, "cv-done"))
+        cut = run_tasklm(["train", "-m", MODEL, "--task-dir", task_dir, "--train", os.path.join(data, "fold-2-train.csv"),
+                          "--eval", os.path.join(data, "fold-2-test.csv"), "--out", f2, "--max-steps", "2",
+                          "--eval-every", "1", "--train-limit", "4", "--eval-limit", "3", "--stop-after", "1"] + tiny[:-2])
+        c.check(cut.returncode == 0, "fold 2 interrupted after step 1 (train --stop-after 1)", cut.stderr[-300:])
+        res = run_tasklm(cv2 + ["--resume"])
+        got = json.load(open(os.path.join(cv2out, "cv.json"))) if res.returncode == 0 else {}
+        c.check(res.returncode == 0 and "fold 1/2: finished before" in res.stderr and "resumed at step 1" in res.stderr
+                and got.get("folds") == want["folds"] and res.stdout == full.stdout,
+                "cv --resume: fold 1 kept, fold 2 continues from its checkpoint to the uninterrupted numbers",
+                res.stderr[-400:])
     r = run_tasklm(cv + ["--folds", "1"])
     c.check(r.returncode == 2 and "--folds" in r.stderr, "--folds 1 is a usage error")
     r = run_tasklm(cv + ["--folds", "3"])
