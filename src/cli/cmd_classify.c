@@ -34,6 +34,11 @@ static void usage(FILE *out) {
             "  --out FILE.csv       predictions (written to a temporary name, then renamed)\n"
             "  --threads N          model threads (default: one per core)\n"
             "  --limit N            only the first N usable rows\n"
+            "  --lora ADAPTER.gguf  fold a LoRA adapter (e.g. from tasklm train) into fp32 copies of\n"
+            "                       the adapted weights in memory: scores as the merged model\n"
+            "  --label-bias SPEC    label-prior bias added to the label log-probabilities,\n"
+            "                       \"yes=0.3,no=-0.1\" or none (default: the adapter's or the\n"
+            "                       model's tasklm.label_bias)\n"
             "  --json               print a JSON summary (rows, skipped, rows_per_s, metrics)\n"
             "  -q, --quiet          no progress lines\n"
             "  -h, --help           this help\n");
@@ -64,10 +69,12 @@ int cmd_classify(int argc, char **argv) {
         {"out", required_argument, 0, 'o'},   {"threads", required_argument, 0, 'j'},
         {"limit", required_argument, 0, 'l'}, {"json", no_argument, 0, 'J'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {"lora", required_argument, 0, 'L'},  {"label-bias", required_argument, 0, 'B'},
         {0, 0, 0, 0},
     };
     const char *cmd = "classify";
     const char *model = NULL, *task_name = "namematch", *task_dir = NULL, *in = NULL, *outp = NULL;
+    const char *lora = NULL, *bias = NULL;
     int threads = 0, json = 0, quiet = 0;
     long limit = -1;
     optind = 1;
@@ -95,6 +102,8 @@ int cmd_classify(int argc, char **argv) {
         }
         case 'J': json = 1; break;
         case 'q': quiet = 1; break;
+        case 'L': lora = optarg; break;
+        case 'B': bias = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -130,7 +139,8 @@ int cmd_classify(int argc, char **argv) {
             goto done;
         }
     int lcol = csv_column_index(r, task->label_column);
-    serve_engine_opts_t eo = {.model_path = model, .task = task, .threads = threads};
+    serve_engine_opts_t eo = {.model_path = model, .task = task, .threads = threads, .lora_path = lora,
+                              .label_bias = bias};
     if (serve_engine_new(&eng, &eo, &err)) {
         cli_fail(cmd, "%s", err.msg);
         goto done;

@@ -29,7 +29,10 @@ typedef struct {
     int max_batch_tokens;   /* tokens per pass (0: 1024; raised to fit the longest single input) */
     int amx;                /* 1: Q8_0 matmuls on the AMX-INT8 tiles where the CPU has them
                                (model_batch_use_amx); answers then differ from tasklm eval's */
-    const char *label_bias; /* NULL: the model's tasklm.label_bias (task/calib.h); "none": raw; or a spec */
+    const char *label_bias; /* NULL: the adapter's, else the model's tasklm.label_bias (task/calib.h);
+                               "none": raw; or a "label=value,..." spec */
+    const char *lora_path;  /* NULL: none; else a LoRA adapter folded into fp32 copies of the adapted
+                               weights at load (as tasklm eval --lora) */
 } serve_engine_opts_t;
 
 /* What one classification cost. */

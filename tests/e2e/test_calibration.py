@@ -5,7 +5,8 @@ given with --label-bias; `tasklm eval` applies a model's bias (probabilities
 proportional to p_raw * exp(bias), predictions their argmax, the same as an
 explicit --label-bias), an adapter's bias with --lora, none with
 --label-bias none; `tasklm classify` (the serving engine) predicts as eval on
-a model that carries a bias; bad specs are one-line errors."""
+a model that carries a bias, and with --lora as eval --lora; bad specs and
+missing adapters are one-line errors."""
 import csv
 import json
 import math
@@ -135,6 +136,26 @@ def main():
         d = max(abs(float(a["p_" + l]) - float(b_["p_" + l])) for a, b_ in zip(cl, biased_rows) for l in LABELS)
         c.check(same and d < 1e-3, "classify applies the model's bias like eval (labels equal, probabilities 1e-3)",
                 f"same={same} max diff {d:.2g}")
+    # classify --lora: the adapter folded at load, its bias applied, as eval --lora
+    out = os.path.join(tmp, "classified-lora.csv")
+    r = run_tasklm(["classify", "-m", MODEL, "--lora", ad, "--task-dir", task_dir, "--in", test, "--out", out,
+                    "--threads", "2"])
+    if c.check(r.returncode == 0, "classify --lora runs", r.stderr[-300:]) and lora_rows:
+        cl = read_pred(out)
+        same = [a["predicted"] for a in cl] == [b_["predicted"] for b_ in lora_rows]
+        d = max(abs(float(a["p_" + l]) - float(b_["p_" + l])) for a, b_ in zip(cl, lora_rows) for l in LABELS)
+        c.check(same and d < 1e-3, "classify --lora predicts as eval --lora (labels equal, probabilities 1e-3)",
+                f"same={same} max diff {d:.2g}")
+    out = os.path.join(tmp, "classified-raw.csv")
+    r = run_tasklm(["classify", "-m", biased, "--label-bias", "none", "--task-dir", task_dir, "--in", test,
+                    "--out", out, "--threads", "2"])
+    if c.check(r.returncode == 0, "classify --label-bias none runs", r.stderr[-300:]) and raw_rows:
+        d = max(abs(float(a["p_" + l]) - float(b_["p_" + l])) for a, b_ in zip(read_pred(out), raw_rows) for l in LABELS)
+        c.check(d < 1e-3, "classify --label-bias none scores raw, as eval --label-bias none", f"max diff {d:.2g}")
+    r = run_tasklm(["classify", "-m", MODEL, "--lora", os.path.join(tmp, "missing.gguf"), "--task-dir", task_dir,
+                    "--in", test, "--out", os.path.join(tmp, "x.csv")])
+    c.check(r.returncode == 1 and "missing.gguf" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+            "classify --lora with a missing adapter is a one-line error naming it", r.stderr[-300:])
     return c.finish()
 
 
