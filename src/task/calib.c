@@ -136,6 +136,6 @@ int label_calib_fit(const double *lp, const int *gold, size_t n, size_t n_labels
     free(pred);
     out->lambda = best_lambda;
     out->macro_f1 = best_f1;
-    for (size_t k = 0; k < n_labels; k++) out->bias[k] = best_lambda * dir[k];
+    for (size_t k = 0; k < n_labels; k++) out->bias[k] = best_lambda * dir[k] + 0.0; /* no "-0" */
     return 0;
 }
