@@ -42,8 +42,12 @@ D=$WORK/data
 T() { "$TASKLM" "$@"; }
 
 T data prepare --in "$RAW" --out-dir "$D" --split 0.9 --seed 42 >/dev/null
+# validation rows for training's evaluation and label calibration, carved from the train part (as the
+# pipeline's val_split: duplicates of the oversampling are dropped first, so no validation row is trained on);
+# the test split is only scored at the end
+T data prepare --in "$D/train.csv" --out-dir "$D/val" --split 0.9 --seed 42 >/dev/null
 T quantize "$MODEL" "$WORK/base-f32.gguf" --type f32 --threads "$THREADS" >/dev/null
-TRAIN=(--train "$D/train.csv" --eval "$D/test.csv" --epochs "$EPOCHS" --batch 16 --lr "$LR" --eval-every 0 --threads "$THREADS")
+TRAIN=(--train "$D/val/train.csv" --eval "$D/val/test.csv" --epochs "$EPOCHS" --batch 16 --lr "$LR" --eval-every 0 --threads "$THREADS")
 
 # 1. fp32 LoRA, merged to F32
 T train -m "$WORK/base-f32.gguf" "${TRAIN[@]}" --out "$WORK/lora-fp32" >/dev/null
@@ -53,7 +57,7 @@ T merge -m "$WORK/base-f32.gguf" --lora "$WORK/lora-fp32/adapter.gguf" --out "$W
 for ty in q8_0 "$FOUR"; do
   T quantize "$WORK/fp32-lora.gguf" "$WORK/$ty-rtn.gguf" --type "$ty" --threads "$THREADS" >/dev/null
   T quantize "$WORK/fp32-lora.gguf" "$WORK/$ty-calib.gguf" --type "$ty" --threads "$THREADS" \
-    --calib "$D/train.csv" --calib-rows "$CALIB_ROWS" >/dev/null
+    --calib "$D/val/train.csv" --calib-rows "$CALIB_ROWS" >/dev/null
 done
 
 # 3. recovery: one epoch of LoRA on the quantized base, merged and re-quantized
