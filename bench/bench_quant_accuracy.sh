@@ -45,7 +45,7 @@ T data prepare --in "$RAW" --out-dir "$D" --split 0.9 --seed 42 >/dev/null
 # validation rows for training's evaluation and label calibration, carved from the train part (as the
 # pipeline's val_split: duplicates of the oversampling are dropped first, so no validation row is trained on);
 # the test split is only scored at the end
-T data prepare --in "$D/train.csv" --out-dir "$D/val" --split 0.9 --seed 42 >/dev/null
+T data prepare --in "$D/train.csv" --out-dir "$D/val" --split 0.9 --seed 42 --quiet >/dev/null
 T quantize "$MODEL" "$WORK/base-f32.gguf" --type f32 --threads "$THREADS" >/dev/null
 TRAIN=(--train "$D/val/train.csv" --eval "$D/val/test.csv" --epochs "$EPOCHS" --batch 16 --lr "$LR" --eval-every 0 --threads "$THREADS")
 
