@@ -26,6 +26,9 @@ static void usage(FILE *out) {
             "  -o, --out PATH          output file\n"
             "      --requantize TYPE   store merged weights as TYPE (q8_0, q4_0, q4_k, ...) or\n"
             "                          'same' (each weight's base type); default f32\n"
+            "      --adapted-type TYPE store the weights the adapter changes as TYPE instead (e.g.\n"
+            "                          q8_0 with --requantize same over a 4-bit base: rounding W + dW\n"
+            "                          back to the 4-bit grid erases most of a small dW)\n"
             "      --label-bias SPEC   set the label-prior bias the output carries\n"
             "                          (tasklm.label_bias, \"yes=0.3,no=-0.1\"; none: drop it);\n"
             "                          default: the adapter's (tasklm train writes it), else the base's\n"
@@ -39,10 +42,10 @@ int cmd_merge(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'}, {"lora", required_argument, NULL, 'l'},
         {"out", required_argument, NULL, 'o'},   {"requantize", required_argument, NULL, 'R'},
         {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-        {"label-bias", required_argument, NULL, 'B'},
+        {"label-bias", required_argument, NULL, 'B'}, {"adapted-type", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    const char *base = NULL, *lora = NULL, *out = NULL, *req = NULL, *bias = NULL;
+    const char *base = NULL, *lora = NULL, *out = NULL, *req = NULL, *bias = NULL, *adapted = NULL;
     int n_threads = 0, json = 0, c;
     optind = 1;
     opterr = 0;
@@ -53,6 +56,7 @@ int cmd_merge(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'R': req = optarg; break;
         case 'B': bias = optarg; break;
+        case 'A': adapted = optarg; break;
         case 't': {
             char *end;
             errno = 0;
@@ -79,6 +83,12 @@ int cmd_merge(int argc, char **argv) {
         int t = quantize_type_from_name(req);
         if (t < 0) return cli_usage_error(CMD, "unknown or unwritable --requantize type '%s'", req);
         mo.out_type = (uint32_t)t;
+    }
+    if (adapted) {
+        int t = quantize_type_from_name(adapted);
+        if (t < 0) return cli_usage_error(CMD, "unknown or unwritable --adapted-type '%s'", adapted);
+        mo.adapted_set = 1;
+        mo.adapted_type = (uint32_t)t;
     }
     merge_report_t r;
     tl_err_t err = {0};

@@ -230,7 +230,9 @@ int merge_lora_file(const char *base_path, const char *adapter_path, const char 
         float scale = alpha != 0.0f ? alpha / (float)r : 1.0f;
         if (r > report->rank) report->rank = (int)r;
         report->scale = scale;
-        if (merge_one(&items[k], scale, opts->out_type, pool, adapter_path, err)) goto done;
+        if (merge_one(&items[k], scale, opts->adapted_set ? opts->adapted_type : opts->out_type, pool, adapter_path,
+                      err))
+            goto done;
     }
     wr = gguf_writer_new();
     if (!wr) {

@@ -24,6 +24,9 @@
 typedef struct {
     uint32_t out_type; /* GGML_TYPE_F32 (default), a quantize_row type, or MERGE_TYPE_SAME */
     int n_threads;     /* <= 0: one per core */
+    int adapted_set;        /* 1: adapted_type is the type of every weight the adapter changes (e.g. q8_0 over a
+                               4-bit base: re-rounding W + dW to the base's 4-bit grid undoes a small dW) */
+    uint32_t adapted_type;
     const char *label_bias; /* tasklm.label_bias of the output: NULL: the adapter's, else the base's;
                                "none": no key; otherwise this "label=value,..." spec (task/calib.h) */
 } merge_opts_t;

@@ -10,6 +10,8 @@ ne [r, n_out], F32, scale = alpha / r).
   with tasklm quantize --type f32) so both paths use fp32 matmuls; over a
   quantized base llama.cpp's adapter path sees Q8 activations and the merged
   F32 weights do not, a difference as large as the adapter's effect.
+- --requantize same --adapted-type q8_0: the adapted weights are q8_0 within its rounding of the F32 merge,
+  every other tensor keeps its base type;
 - --requantize same: the base tensor types are kept and the values are the F32
   merge within that type's rounding.
 - errors: wrong general.type, wrong architecture, bad shape, missing partner,
@@ -157,6 +159,26 @@ if p.returncode == 0 and os.path.exists(merged):
     c.check(max(errs) < 0.15, "requantized merge within q4_1 rounding of the F32 merge", f"rel rmse {max(errs):.3f}")
     c.check(os.path.getsize(merged_q) < os.path.getsize(merged), "requantized file smaller than the F32 one")
 
+# ---- --requantize same --adapted-type q8_0: the changed weights in q8_0, the rest in their base type ----
+merged_a = os.path.join(tmp, "merged-adapted.gguf")
+p = run_tasklm(["merge", MODEL, "--lora", adapter, "-o", merged_a, "--requantize", "same", "--adapted-type", "q8_0",
+                "-t", "2"])
+c.check(p.returncode == 0, "merge --adapted-type q8_0 exits 0", p.stderr.strip())
+if p.returncode == 0 and os.path.exists(merged):
+    ar = {t.name: t for t in gguf.GGUFReader(merged_a).tensors}
+    fr = {t.name: t for t in gguf.GGUFReader(merged).tensors}
+    c.check(all(ar[n].tensor_type == gguf.GGMLQuantizationType.Q8_0 for n in expect)
+            and all(ar[n].tensor_type == base_t[n].tensor_type for n in base_t if n not in expect),
+            "--adapted-type: adapted weights q8_0, every other tensor its base type")
+    errs = []
+    for name in list(expect)[:6]:
+        f = np.asarray(fr[name].data, dtype=np.float64).reshape(int(base_t[name].shape[1]), -1)
+        q = deq(ar[name])
+        errs.append(np.sqrt(np.mean((q - f) ** 2)) / np.sqrt(np.mean(f ** 2)))
+    c.check(max(errs) < 0.01, "adapted weights within q8_0 rounding of the F32 merge", f"rel rmse {max(errs):.4f}")
+expect_error_args = ["merge", "-m", MODEL, "--lora", adapter, "-o", os.path.join(tmp, "x.gguf"), "--adapted-type", "q9"]
+
+
 # ---- errors ----
 def expect_error(args, code, needle, what):
     r = run_tasklm(args)
@@ -187,6 +209,7 @@ c.check(not os.path.exists(out_bad), "no output file left after a failed merge")
 expect_error(["merge", "-m", MODEL, "-o", out_bad], 2, "--lora", "missing --lora is a usage error")
 expect_error(["merge", "-m", MODEL, "--lora", adapter, "-o", out_bad, "--requantize", "q9_9"], 2, "q9_9",
              "unknown --requantize type is a usage error")
+expect_error(expect_error_args, 2, "--adapted-type 'q9'", "unknown --adapted-type is a usage error")
 h = run_tasklm(["merge", "--help"])
 c.check(h.returncode == 0 and "--requantize" in h.stdout, "--help")
 
