@@ -125,19 +125,7 @@ int serve_engine_new(serve_engine_t **out, const serve_engine_opts_t *o, tl_err_
     e->flags = tokenizer_wants_bos(tok) ? TOK_ADD_BOS : 0;
     e->n_vocab = (int)model_config(e->model)->n_vocab;
     if (o->lora_path && lora_apply_file(e->model, o->lora_path, err)) goto fail;
-    if (o->label_bias) {
-        if (label_bias_parse(t, o->label_bias, e->bias, err)) goto fail;
-    } else {
-        int got = 0;
-        if (o->lora_path) {
-            gguf_file_t *af;
-            if (gguf_open(&af, o->lora_path, err)) goto fail;
-            got = label_bias_from_gguf(af, t, e->bias, err);
-            gguf_close(af);
-            if (got < 0) goto fail;
-        }
-        if (!got && label_bias_from_gguf(model_gguf(e->model), t, e->bias, err) < 0) goto fail;
-    }
+    if (label_bias_resolve(t, o->label_bias, o->lora_path, model_gguf(e->model), e->bias, err)) goto fail;
     for (size_t k = 0; k < t->n_labels; k++) {
         char lab[TASK_NAME_MAX + 16];
         if (task_render_label(t, k, lab, sizeof lab) < 0) {

@@ -83,6 +83,20 @@ int label_bias_from_gguf(const gguf_file_t *f, const task_t *t, double *bias, tl
     return 1;
 }
 
+int label_bias_resolve(const task_t *t, const char *spec, const char *adapter_path, const gguf_file_t *model,
+                       double *bias, tl_err_t *err) {
+    if (spec) return label_bias_parse(t, spec, bias, err);
+    int got = 0;
+    if (adapter_path) {
+        gguf_file_t *af;
+        if (gguf_open(&af, adapter_path, err)) return -1;
+        got = label_bias_from_gguf(af, t, bias, err);
+        gguf_close(af);
+        if (got < 0) return -1;
+    }
+    return !got && label_bias_from_gguf(model, t, bias, err) < 0 ? -1 : 0;
+}
+
 int label_bias_argmax(const double *lp, const double *bias, size_t n_labels) {
     int best = 0;
     double bv = lp[0] + (bias ? bias[0] : 0.0);

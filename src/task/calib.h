@@ -36,6 +36,11 @@ void label_bias_format(const task_t *t, const double *bias, char *buf, size_t n)
  * 0 and zeros when absent, -1 on a malformed value (error names the file). */
 int label_bias_from_gguf(const gguf_file_t *f, const task_t *t, double *bias, tl_err_t *err);
 
+/* The bias a scorer applies: spec when given ("none": zeros); else the key of
+ * adapter_path when that file has one; else the model's (zeros if absent). */
+int label_bias_resolve(const task_t *t, const char *spec, const char *adapter_path, const gguf_file_t *model,
+                       double *bias, tl_err_t *err);
+
 /* argmax over labels of lp[k] + bias[k] (bias may be NULL); ties: lowest index. */
 int label_bias_argmax(const double *lp, const double *bias, size_t n_labels);
 /* probs[k] = softmax(lp + bias)[k]. */

@@ -94,19 +94,7 @@ int eval_model_run(const task_t *task, const eval_model_opts_t *o, FILE *progres
     if (model_load(&model, o->model_path, o->threads, err)) goto done;
     if (o->model_hook && o->model_hook(model, o->hook_ctx, err)) goto done;
     double *bias = res->label_bias;
-    if (o->label_bias) {
-        if (label_bias_parse(task, o->label_bias, bias, err)) goto done;
-    } else {
-        int got = 0;
-        if (o->bias_file) {
-            gguf_file_t *bf;
-            if (gguf_open(&bf, o->bias_file, err)) goto done;
-            got = label_bias_from_gguf(bf, task, bias, err);
-            gguf_close(bf);
-            if (got < 0) goto done;
-        }
-        if (!got && label_bias_from_gguf(model_gguf(model), task, bias, err) < 0) goto done;
-    }
+    if (label_bias_resolve(task, o->label_bias, o->bias_file, model_gguf(model), bias, err)) goto done;
     for (size_t k = 0; k < task->n_labels; k++)
         if (bias[k] != 0.0) res->has_label_bias = true;
     const tokenizer_t *tok = model_tokenizer(model);
