@@ -37,6 +37,13 @@ def read_pred(path):
         return list(csv.DictReader(f))
 
 
+def compare(got, want):
+    """(same predicted labels, largest probability difference) of two predictions files' rows."""
+    same = [a["predicted"] for a in got] == [b["predicted"] for b in want]
+    d = max(abs(float(a["p_" + l]) - float(b["p_" + l])) for a, b in zip(got, want) for l in LABELS)
+    return same, d
+
+
 def main():
     c = Checker("test_calibration")
     tmp = tempfile.mkdtemp(prefix="tl-calib-")
@@ -131,9 +138,7 @@ def main():
     out = os.path.join(tmp, "classified.csv")
     r = run_tasklm(["classify", "-m", biased, "--task-dir", task_dir, "--in", test, "--out", out, "--threads", "2"])
     if c.check(r.returncode == 0, "classify runs on the biased model", r.stderr[-300:]):
-        cl = read_pred(out)
-        same = [a["predicted"] for a in cl] == [b_["predicted"] for b_ in biased_rows]
-        d = max(abs(float(a["p_" + l]) - float(b_["p_" + l])) for a, b_ in zip(cl, biased_rows) for l in LABELS)
+        same, d = compare(read_pred(out), biased_rows)
         c.check(same and d < 1e-3, "classify applies the model's bias like eval (labels equal, probabilities 1e-3)",
                 f"same={same} max diff {d:.2g}")
     # classify --lora: the adapter folded at load, its bias applied, as eval --lora
@@ -141,9 +146,7 @@ def main():
     r = run_tasklm(["classify", "-m", MODEL, "--lora", ad, "--task-dir", task_dir, "--in", test, "--out", out,
                     "--threads", "2"])
     if c.check(r.returncode == 0, "classify --lora runs", r.stderr[-300:]) and lora_rows:
-        cl = read_pred(out)
-        same = [a["predicted"] for a in cl] == [b_["predicted"] for b_ in lora_rows]
-        d = max(abs(float(a["p_" + l]) - float(b_["p_" + l])) for a, b_ in zip(cl, lora_rows) for l in LABELS)
+        same, d = compare(read_pred(out), lora_rows)
         c.check(same and d < 1e-3, "classify --lora predicts as eval --lora (labels equal, probabilities 1e-3)",
                 f"same={same} max diff {d:.2g}")
     out = os.path.join(tmp, "classified-raw.csv")

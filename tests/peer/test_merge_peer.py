@@ -143,6 +143,16 @@ if q.returncode == 0 and m.returncode == 0:
     c.check(diff < 0.1 * moved, "logit RMS difference under 10% of the adapter's effect",
             f"worst rms diff {diff:.4f}, smallest rms shift {moved:.3f}")
 
+def rel_rmse_vs_f32(tensors, f32):
+    """Relative RMS error of the first six adapted weights of a merged file against the F32 merge."""
+    errs = []
+    for name in list(expect)[:6]:
+        f = np.asarray(f32[name].data, dtype=np.float64).reshape(int(base_t[name].shape[1]), -1)
+        q = deq(tensors[name])
+        errs.append(np.sqrt(np.mean((q - f) ** 2)) / np.sqrt(np.mean(f ** 2)))
+    return errs
+
+
 # ---- --requantize same ----
 merged_q = os.path.join(tmp, "merged-same.gguf")
 p = run_tasklm(["merge", MODEL, "--lora", adapter, "-o", merged_q, "--requantize", "same", "-t", "2"])
@@ -151,11 +161,7 @@ if p.returncode == 0 and os.path.exists(merged):
     qr = {t.name: t for t in gguf.GGUFReader(merged_q).tensors}
     fr = {t.name: t for t in gguf.GGUFReader(merged).tensors}
     c.check(all(qr[n].tensor_type == base_t[n].tensor_type for n in base_t), "--requantize same keeps base types")
-    errs = []
-    for name in list(expect)[:6]:
-        f = np.asarray(fr[name].data, dtype=np.float64).reshape(int(base_t[name].shape[1]), -1)
-        q = deq(qr[name])
-        errs.append(np.sqrt(np.mean((q - f) ** 2)) / np.sqrt(np.mean(f ** 2)))
+    errs = rel_rmse_vs_f32(qr, fr)
     c.check(max(errs) < 0.15, "requantized merge within q4_1 rounding of the F32 merge", f"rel rmse {max(errs):.3f}")
     c.check(os.path.getsize(merged_q) < os.path.getsize(merged), "requantized file smaller than the F32 one")
 
@@ -170,11 +176,7 @@ if p.returncode == 0 and os.path.exists(merged):
     c.check(all(ar[n].tensor_type == gguf.GGMLQuantizationType.Q8_0 for n in expect)
             and all(ar[n].tensor_type == base_t[n].tensor_type for n in base_t if n not in expect),
             "--adapted-type: adapted weights q8_0, every other tensor its base type")
-    errs = []
-    for name in list(expect)[:6]:
-        f = np.asarray(fr[name].data, dtype=np.float64).reshape(int(base_t[name].shape[1]), -1)
-        q = deq(ar[name])
-        errs.append(np.sqrt(np.mean((q - f) ** 2)) / np.sqrt(np.mean(f ** 2)))
+    errs = rel_rmse_vs_f32(ar, fr)
     c.check(max(errs) < 0.01, "adapted weights within q8_0 rounding of the F32 merge", f"rel rmse {max(errs):.4f}")
 expect_error_args = ["merge", "-m", MODEL, "--lora", adapter, "-o", os.path.join(tmp, "x.gguf"), "--adapted-type", "q9"]
 
