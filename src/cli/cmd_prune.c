@@ -1,6 +1,7 @@
 /* tasklm prune: per-block importance on calibration rows (cosine change of the
  * hidden state, loss increase when skipped), importance.json, and a GGUF with
- * the K least important blocks removed. */
+ * the K least important blocks removed; --ffn-keep N also (or only) cuts every
+ * block's FFN to its N most important channels. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,13 +13,17 @@
 #include "io/atomic_file.h"
 #include "io/gguf_prune.h"
 #include "model/model.h"
+#include "model/prune_ffn.h"
 #include "model/prune_score.h"
+#include "quant/ffn_slice.h"
+#include "quant/quantize.h"
 #include "task/prepare.h"
 #include "task/task.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: tasklm prune -m MODEL --calib FILE.csv --remove K --out OUT.gguf [options]\n"
+            "       tasklm prune -m MODEL --calib FILE.csv --ffn-keep N [--remove K] --out OUT.gguf\n"
             "       tasklm prune -m MODEL --calib FILE.csv --scores-only [--importance FILE.json]\n\n"
             "Scores every block on calibration rows of the task (rendered prompts with their\n"
             "gold labels) by two measures: 1 - cosine(h_in, h_out), the change the block\n"
@@ -26,6 +31,19 @@ static void usage(FILE *out) {
             "the block is skipped. Writes importance.json, then removes the K least important\n"
             "blocks (by --method) and writes a GGUF with the kept blocks renumbered, the\n"
             "block count updated and every other key and tensor copied unchanged.\n\n"
+            "--ffn-keep N keeps the N most important FFN (MLP) channels of every block\n"
+            "(the same N everywhere, so feed_forward_length stays one number and\n"
+            "llama.cpp loads the file). Channel j of block l scores\n"
+            "mean_tokens |silu(gate_j) * up_j| * ||ffn_down[:, j]||_2 on the calibration\n"
+            "prompts. Rows of ffn_gate/ffn_up are copied whole (quantized or not); a\n"
+            "quantized ffn_down, whose blocks run along the channels, is dequantized, cut\n"
+            "and re-quantized to its own type (F32/F16/BF16 are cut exactly). N must be\n"
+            "a multiple of ffn_down's block size (32 for q8_0/q4_x/q5_x/iq4_nl, 256 for\n"
+            "k-quants) and at most feed_forward_length. --ffn-down-type TYPE writes the\n"
+            "cut ffn_down as TYPE instead (e.g. q8_0 over a 4-bit model: no second 4-bit\n"
+            "rounding; N must then suit TYPE's blocks). Without --remove no block is\n"
+            "scored or removed (and no importance.json is written); with --remove K both\n"
+            "are chosen from the unpruned model's scores and written in one file.\n\n"
             "options:\n"
             "  -m, --model PATH        GGUF model\n"
             "  --task NAME             task folder under tasks/ (default namematch)\n"
@@ -33,6 +51,8 @@ static void usage(FILE *out) {
             "  --calib FILE.csv        labelled calibration rows (task schema)\n"
             "  --calib-rows N          use the first N usable rows (default 16)\n"
             "  --remove K              blocks to remove (0 <= K < block count)\n"
+            "  --ffn-keep N            FFN channels to keep in every block (see above)\n"
+            "  --ffn-down-type TYPE    type of the cut ffn_down (default: its own type)\n"
             "  --method cosine|loss    ranking used to choose the blocks (default cosine)\n"
             "  --cosine-only           score by 1 - cos only: one pass per row instead of\n"
             "                          n_layer + 2 (loss_increase and rank_loss are null)\n"
@@ -56,8 +76,9 @@ typedef struct {
 
 static char *importance_json(const model_config_t *cf, const prune_score_t *s, const int *rank_cos,
                              const int *rank_loss, double base_loss, int n_calib, const char *method,
-                             const int *removed, int k, const char *model_path, const char *out_path, int cos_only) {
-    size_t cap = 4096 + (size_t)cf->n_layer * 200, len = 0;
+                             const int *removed, int k, const char *model_path, const char *out_path, int cos_only,
+                             const char *ffn_js) {
+    size_t cap = 4096 + (size_t)cf->n_layer * 200 + (ffn_js ? strlen(ffn_js) : 0), len = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
 #define AP(...) len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__)
@@ -84,8 +105,45 @@ static char *importance_json(const model_config_t *cf, const prune_score_t *s, c
         else AP("\"loss_increase\":%.6f,\"rank_cosine\":%d,\"rank_loss\":%d,", s[l].loss_increase, rank_cos[l], rank_loss[l]);
         AP("\"rank\":%d}", strcmp(method, "loss") ? rank_cos[l] : rank_loss[l]);
     }
-    AP("]}\n");
+    AP("]");
+    if (ffn_js) AP(",%s", ffn_js);
+    AP("}\n");
 #undef AP
+    return buf;
+}
+
+static void print_json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", (unsigned char)*s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The share of a block's summed channel importance that the kept channels hold. */
+static double ffn_share(const double *score, const int *kept, int n_ff, int n_keep) {
+    double all = 0, k = 0;
+    for (int j = 0; j < n_ff; j++) all += score[j];
+    for (int i = 0; i < n_keep; i++) k += score[kept[i]];
+    return all > 0 ? k / all : 1.0;
+}
+
+/* "\"n_ff\":F,\"ffn_keep\":N,\"ffn_kept_share\":[...]" over the kept blocks (source order). */
+static char *ffn_json(const double *score, const int *kept, int L, int n_ff, int n_keep, const bool *keep) {
+    size_t cap = 128 + (size_t)L * 24, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    len += (size_t)snprintf(buf, cap, "\"n_ff\":%d,\"ffn_keep\":%d,\"ffn_kept_share\":[", n_ff, n_keep);
+    int first = 1;
+    for (int l = 0; l < L; l++) {
+        if (!keep[l]) continue;
+        len += (size_t)snprintf(buf + len, cap - len, "%s%.6f", first ? "" : ",",
+                                ffn_share(score + (size_t)l * n_ff, kept + (size_t)l * n_keep, n_ff, n_keep));
+        first = 0;
+    }
+    snprintf(buf + len, cap - len, "]");
     return buf;
 }
 
@@ -157,7 +215,8 @@ int cmd_prune(int argc, char **argv) {
     const char *cmd = "prune";
     const char *model_path = NULL, *task_name = "namematch", *task_dir = NULL, *calib = NULL, *out_path = NULL,
                *imp_path = NULL, *method = "cosine";
-    long remove = -1, calib_rows = 16;
+    long remove = -1, calib_rows = 16, ffn_keep = 0;
+    int down_type = FFN_SLICE_SAME_TYPE;
     int threads = 0, json = 0, scores_only = 0, cos_only = 0;
     const char *drop = NULL;
     static const struct option opts[] = {
@@ -167,7 +226,9 @@ int cmd_prune(int argc, char **argv) {
         {"method", required_argument, 0, 'M'}, {"scores-only", no_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},    {"importance", required_argument, 0, 'i'},
         {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'}, {"drop", required_argument, 0, 'D'},
-        {"cosine-only", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"cosine-only", no_argument, 0, 'C'},  {"ffn-keep", required_argument, 0, 'F'},
+        {"ffn-down-type", required_argument, 0, 'Y'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int ch;
@@ -185,6 +246,14 @@ int cmd_prune(int argc, char **argv) {
         case 'k':
             remove = strtol(optarg, &end, 10);
             if (*end || !*optarg || remove < 0) return cli_usage_error(cmd, "--remove '%s': expected an integer >= 0", optarg);
+            break;
+        case 'F':
+            ffn_keep = strtol(optarg, &end, 10);
+            if (*end || !*optarg || ffn_keep <= 0) return cli_usage_error(cmd, "--ffn-keep '%s': expected a positive integer", optarg);
+            break;
+        case 'Y':
+            down_type = quantize_type_from_name(optarg);
+            if (down_type < 0) return cli_usage_error(cmd, "--ffn-down-type '%s': not a type tasklm can write", optarg);
             break;
         case 'M': method = optarg; break;
         case 's': scores_only = 1; break;
@@ -204,6 +273,7 @@ int cmd_prune(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model_path) return cli_usage_error(cmd, "--model is required");
     if (drop) {
+        if (ffn_keep) return cli_usage_error(cmd, "--drop does not combine with --ffn-keep (use --remove K with --calib)");
         if (scores_only || remove >= 0 || calib || cos_only)
             return cli_usage_error(cmd, "--drop excludes --remove, --calib, --cosine-only and --scores-only");
         if (!out_path) return cli_usage_error(cmd, "--out is required");
@@ -213,6 +283,9 @@ int cmd_prune(int argc, char **argv) {
     if (strcmp(method, "cosine") && strcmp(method, "loss"))
         return cli_usage_error(cmd, "--method '%s': expected cosine or loss", method);
     if (cos_only && !strcmp(method, "loss")) return cli_usage_error(cmd, "--cosine-only computes no loss scores; it excludes --method loss");
+    if (down_type != FFN_SLICE_SAME_TYPE && !ffn_keep) return cli_usage_error(cmd, "--ffn-down-type needs --ffn-keep");
+    if (scores_only && ffn_keep) return cli_usage_error(cmd, "--scores-only scores blocks only; drop --ffn-keep");
+    if (ffn_keep && remove < 0) remove = 0;
     if (scores_only) {
         if (remove > 0) return cli_usage_error(cmd, "--scores-only removes nothing; drop --remove");
         remove = 0;
@@ -225,6 +298,8 @@ int cmd_prune(int argc, char **argv) {
         snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
         task_dir = dirbuf;
     }
+    /* with --ffn-keep and no blocks to remove, blocks are not scored */
+    int score_blocks = !ffn_keep || remove > 0;
     if (!imp_path) {
         const char *slash = out_path ? strrchr(out_path, '/') : NULL;
         if (slash) snprintf(impbuf, sizeof impbuf, "%.*s/importance.json", (int)(slash - out_path), out_path);
@@ -246,6 +321,19 @@ int cmd_prune(int argc, char **argv) {
         task_free(task);
         return cli_usage_error(cmd, "--remove %ld: the model has %d blocks; K must be below that", remove, L);
     }
+    if (ffn_keep) {
+        int ck = ffn_slice_check(model_gguf(m), ffn_keep, down_type, &err);
+        if (ck) {
+            model_free(m);
+            task_free(task);
+            return ck == -2 ? cli_usage_error(cmd, "--ffn-keep %ld: %s", ffn_keep, err.msg) : cli_fail(cmd, "%s", err.msg);
+        }
+    }
+    int F = (int)cf->n_ff, N = (int)ffn_keep;
+    double *ffn_score = NULL;
+    float *ffn_act = NULL;
+    int *ffn_kept = NULL;
+    char *ffn_js = NULL;
     prep_data_t d = {0};
     toks_t labels[TASK_MAX_LABELS] = {{0}};
     toks_t *prompts = NULL;
@@ -314,65 +402,122 @@ int cmd_prune(int argc, char **argv) {
                          .labels = lab_ids, .label_lens = lab_lens, .n_labels = (int)task->n_labels,
                          .skip_loss = cos_only};
     score_prog_t prog;
-    progress_init(&prog.p, stderr, "prune", "pass", (long)n * (cos_only ? 1 : L + 2), PROGRESS_AUTO);
-    prog.last = prog.p.clock();
-    cal.progress = score_progress;
-    cal.progress_ctx = &prog;
     double base = 0;
-    int sr = prune_score_blocks(m, &cal, sc, &base, &err);
-    progress_finish(&prog.p);
-    if (sr) {
-        rc = cli_fail(cmd, "%s", err.msg);
-        goto done;
-    }
-    prune_rank_blocks(sc, L, 0, order_c);
-    prune_rank_blocks(sc, L, 1, order_l);
-    for (int i = 0; i < L; i++) {
-        rank_c[order_c[i]] = i + 1;
-        rank_l[order_l[i]] = i + 1;
-    }
-    const int *order = strcmp(method, "loss") ? order_c : order_l;
     for (int i = 0; i < L; i++) keep[i] = true;
-    for (int i = 0; i < remove; i++) {
-        removed[i] = order[i];
-        keep[order[i]] = false;
-    }
-    /* removed blocks listed in file order */
-    for (int i = 1; i < remove; i++)
-        for (int j = i; j > 0 && removed[j - 1] > removed[j]; j--) {
-            int t = removed[j];
-            removed[j] = removed[j - 1];
-            removed[j - 1] = t;
+    if (score_blocks) {
+        progress_init(&prog.p, stderr, "prune", "pass", (long)n * (cos_only ? 1 : L + 2), PROGRESS_AUTO);
+        prog.last = prog.p.clock();
+        cal.progress = score_progress;
+        cal.progress_ctx = &prog;
+        int sr = prune_score_blocks(m, &cal, sc, &base, &err);
+        progress_finish(&prog.p);
+        if (sr) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
         }
-    js = importance_json(cf, sc, rank_c, rank_l, base, n, method, removed, (int)remove, model_path,
-                         scores_only ? NULL : out_path, cos_only);
-    if (!js) {
-        rc = cli_fail(cmd, "out of memory");
-        goto done;
+        prune_rank_blocks(sc, L, 0, order_c);
+        prune_rank_blocks(sc, L, 1, order_l);
+        for (int i = 0; i < L; i++) {
+            rank_c[order_c[i]] = i + 1;
+            rank_l[order_l[i]] = i + 1;
+        }
+        const int *order = strcmp(method, "loss") ? order_c : order_l;
+        for (int i = 0; i < remove; i++) {
+            removed[i] = order[i];
+            keep[order[i]] = false;
+        }
+        /* removed blocks listed in file order */
+        for (int i = 1; i < remove; i++)
+            for (int j = i; j > 0 && removed[j - 1] > removed[j]; j--) {
+                int t = removed[j];
+                removed[j] = removed[j - 1];
+                removed[j - 1] = t;
+            }
     }
-    if (atomic_file_write_all(imp_path, js, strlen(js), &err)) {
-        rc = cli_fail(cmd, "%s", err.msg);
-        goto done;
+    if (ffn_keep) {
+        ffn_score = malloc(sizeof(double) * (size_t)L * (size_t)F);
+        ffn_act = malloc(sizeof(float) * (size_t)L * (size_t)F);
+        ffn_kept = malloc(sizeof(int) * (size_t)L * (size_t)N);
+        if (!ffn_score || !ffn_act || !ffn_kept) {
+            rc = cli_fail(cmd, "out of memory");
+            goto done;
+        }
+        progress_init(&prog.p, stderr, "prune ffn", "pass", n, PROGRESS_AUTO);
+        prog.last = prog.p.clock();
+        cal.progress = score_progress;
+        cal.progress_ctx = &prog;
+        int sr = prune_ffn_score(m, &cal, ffn_score, ffn_act, &err);
+        progress_finish(&prog.p);
+        for (int l = 0; l < L && !sr; l++)
+            sr = prune_ffn_select(ffn_score + (size_t)l * F, F, N, ffn_kept + (size_t)l * N, &err);
+        if (sr) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+        ffn_js = ffn_json(ffn_score, ffn_kept, L, F, N, keep);
+        if (!ffn_js) {
+            rc = cli_fail(cmd, "out of memory");
+            goto done;
+        }
     }
-    if (!scores_only && gguf_prune_blocks(model_gguf(m), keep, (uint32_t)L, out_path, &err)) {
-        rc = cli_fail(cmd, "%s", err.msg);
-        goto done;
+    if (score_blocks) {
+        js = importance_json(cf, sc, rank_c, rank_l, base, n, method, removed, (int)remove, model_path,
+                             scores_only ? NULL : out_path, cos_only, ffn_js);
+        if (!js) {
+            rc = cli_fail(cmd, "out of memory");
+            goto done;
+        }
+        if (atomic_file_write_all(imp_path, js, strlen(js), &err)) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+    }
+    if (!scores_only) {
+        int wr = ffn_keep ? ffn_slice_write(model_gguf(m), remove > 0 ? keep : NULL, ffn_kept, N, ffn_act, down_type,
+                                          out_path, &err)
+                          : gguf_prune_blocks(model_gguf(m), keep, (uint32_t)L, out_path, &err);
+        if (wr) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
     }
     if (json) {
-        fputs(js, stdout);
-    } else {
-        if (cos_only) printf("%d calibration rows (cosine only); importance written to %s\n", n, imp_path);
-        else printf("%d calibration rows, base loss %.4f; importance written to %s\n", n, base, imp_path);
-        printf("block  1-cos      loss+      rank(cos) rank(loss)\n");
-        for (int l = 0; l < L; l++) {
-            if (cos_only) printf("%5d  %.6f  %9s  %9d %10s", l, sc[l].cosine, "-", rank_c[l], "-");
-            else printf("%5d  %.6f  %+9.4f  %9d %10d", l, sc[l].cosine, sc[l].loss_increase, rank_c[l], rank_l[l]);
-            printf("%s\n", keep[l] ? "" : "  removed");
+        if (js) fputs(js, stdout);
+        else {
+            printf("{\"model\":");
+            print_json_str(model_path);
+            printf(",\"out\":");
+            print_json_str(out_path);
+            printf(",\"n_layer\":%d,\"n_calib\":%d,%s}\n", L, n, ffn_js);
         }
-        if (!scores_only) printf("wrote %s: %ld of %d blocks kept\n", out_path, L - remove, L);
+    } else {
+        if (score_blocks) {
+            if (cos_only) printf("%d calibration rows (cosine only); importance written to %s\n", n, imp_path);
+            else printf("%d calibration rows, base loss %.4f; importance written to %s\n", n, base, imp_path);
+            printf("block  1-cos      loss+      rank(cos) rank(loss)\n");
+            for (int l = 0; l < L; l++) {
+                if (cos_only) printf("%5d  %.6f  %9s  %9d %10s", l, sc[l].cosine, "-", rank_c[l], "-");
+                else printf("%5d  %.6f  %+9.4f  %9d %10d", l, sc[l].cosine, sc[l].loss_increase, rank_c[l], rank_l[l]);
+                printf("%s\n", keep[l] ? "" : "  removed");
+            }
+        }
+        if (ffn_keep) {
+            printf("FFN channels: %d calibration rows; %d of %d kept per block; share of the importance kept:\n", n, N, F);
+            for (int l = 0; l < L; l++)
+                if (keep[l]) printf("%5d  %.4f\n", l, ffn_share(ffn_score + (size_t)l * F, ffn_kept + (size_t)l * N, F, N));
+        }
+        if (!scores_only) {
+            printf("wrote %s: %ld of %d blocks kept", out_path, L - remove, L);
+            if (ffn_keep) printf(", %d of %d FFN channels each", N, F);
+            printf("\n");
+        }
     }
 done:
     free(js);
+    free(ffn_js);
+    free(ffn_score);
+    free(ffn_act);
+    free(ffn_kept);
     if (prompts)
         for (int i = 0; i < n; i++) free(prompts[i].ids);
     for (size_t k = 0; k < TASK_MAX_LABELS; k++) free(labels[k].ids);

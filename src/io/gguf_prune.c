@@ -5,8 +5,7 @@
 
 #include "io/gguf_prune.h"
 
-/* "blk.N.rest" -> N and the offset of "rest"; -1 when the name is not a block tensor. */
-static long block_of(const char *name, size_t *rest) {
+long gguf_prune_block_of(const char *name, size_t *rest) {
     if (strncmp(name, "blk.", 4)) return -1;
     const char *p = name + 4;
     if (*p < '0' || *p > '9') return -1;
@@ -40,7 +39,7 @@ int gguf_prune_blocks(const gguf_file_t *src, const bool *keep, uint32_t n_layer
     for (uint64_t i = 0; i < gguf_n_tensors(src) && !rc; i++) {
         const gguf_tensor_t *t = gguf_tensor(src, i);
         size_t rest = 0;
-        long b = block_of(t->name, &rest);
+        long b = gguf_prune_block_of(t->name, &rest);
         char name[160];
         if (b < 0) {
             snprintf(name, sizeof name, "%s", t->name);
