@@ -40,10 +40,23 @@ fi
 if ! .venv/bin/python -c 'import llama_cpp, rapidfuzz, jellyfish, gguf' 2>/dev/null; then
   echo "setup-deps: installing Python test packages (llama-cpp-python compiles llama.cpp; pip caches the wheel)"
   # Explicit instruction sets, not GGML_NATIVE: a native build on a machine that reports
-  # AMX picked code paths that die with SIGILL on multi-token batches here. AVX-512 with
-  # VNNI and BF16 is what every machine of this kind has (the same set our kernels use).
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
--DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF" \
+  # AMX picked code paths that die with SIGILL on multi-token batches. The set follows
+  # this CPU's flags: AVX-512 with VNNI and BF16 where all of them are present, else
+  # AVX2/FMA/F16C (machines of this kind have been seen both ways; an AVX-512 build
+  # dies with SIGILL on an AVX2-only CPU). AMX stays off either way.
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) "
+  ggml_isa="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  has_avx512=1
+  for f in avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
+    case "$flags" in *" $f "*) ;; *) has_avx512=0 ;; esac
+  done
+  if [ $has_avx512 = 1 ]; then
+    ggml_isa="$ggml_isa -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON"
+  else
+    ggml_isa="$ggml_isa -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF"
+  fi
+  echo "setup-deps: llama.cpp ISA flags: $ggml_isa"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF $ggml_isa -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF" \
     .venv/bin/pip install -q --no-cache-dir "${PY_PKGS[@]}"
 fi
 # Tokenizer test vectors: llama-cpp-python's source archive carries llama.cpp's
