@@ -25,7 +25,7 @@ static const kind_spec_t kinds[] = {
               "clip:f,batch:i,micro_batch:i,eval_every:i,eval_limit:i,train_limit:i,patience:i,seed:i,adapter:s,input:s"},
     {"merge", "type:s"},
     {"quantize", "type:s,input:s"},
-    {"prune", "remove:i,drop:s,calib_rows:i,method:s,cosine_only:i,input:s"},
+    {"prune", "remove:i,drop:s,calib_rows:i,method:s,cosine_only:i,ffn_keep:i,ffn_down_type:s,input:s"},
     {"export", "input:s"},
     {"bench", "duration:f,concurrency:s,target_qps:f,sla_ms:f,variant:s,input:s"},
     {"report", ""},
@@ -222,9 +222,20 @@ static int valid_block_list(const char *v) {
 }
 
 static int check_prune(const recipe_t *r, const recipe_stage_t *s, tl_err_t *err) {
-    const char *rm = recipe_get(s, "remove"), *drop = recipe_get(s, "drop"), *v;
-    if (!rm && !drop)
-        return tl_fail(err, "%s:%d: [prune %s] needs remove = K (blocks to remove by importance) or drop = LIST", r->path, s->line, s->name);
+    const char *rm = recipe_get(s, "remove"), *drop = recipe_get(s, "drop"), *fk = recipe_get(s, "ffn_keep"), *v;
+    if (!rm && !drop && !fk)
+        return tl_fail(err, "%s:%d: [prune %s] needs remove = K (blocks to remove by importance), drop = LIST or ffn_keep = N (FFN channels per block)",
+                       r->path, s->line, s->name);
+    if (fk && drop)
+        return tl_fail(err, "%s:%d: ffn_keep scores channels on calibration rows; it does not combine with drop = LIST (use remove = K)",
+                       r->path, key_line(s, "ffn_keep"));
+    if (fk && atol(fk) < 1) return tl_fail(err, "%s:%d: ffn_keep = %s must be at least 1", r->path, key_line(s, "ffn_keep"), fk);
+    if (recipe_get(s, "ffn_down_type") && !fk)
+        return tl_fail(err, "%s:%d: ffn_down_type needs ffn_keep = N", r->path, key_line(s, "ffn_down_type"));
+    static const char *const ranking[] = {"method", "cosine_only"};
+    for (size_t i = 0; fk && !rm && !drop && i < sizeof ranking / sizeof ranking[0]; i++)
+        if (recipe_get(s, ranking[i]))
+            return tl_fail(err, "%s:%d: %s ranks blocks; it needs remove = K", r->path, key_line(s, ranking[i]), ranking[i]);
     if (rm && drop) return tl_fail(err, "%s:%d: [prune %s]: give remove or drop, not both", r->path, key_line(s, "drop"), s->name);
     if (rm && atol(rm) < 1) return tl_fail(err, "%s:%d: remove = %s must be at least 1", r->path, key_line(s, "remove"), rm);
     if (drop && !valid_block_list(drop))

@@ -386,7 +386,7 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
         sub(io->outputs[io->n_outputs++], dir, "model.gguf");
         if (!recipe_get(s, "drop")) { /* scored on the train split */
             xsnprintf(io->inputs[io->n_inputs++], PATHN, "%s", c->train);
-            sub(io->outputs[io->n_outputs++], dir, "importance.json");
+            if (recipe_get(s, "remove")) sub(io->outputs[io->n_outputs++], dir, "importance.json"); /* not for FFN channels alone */
         }
         xsnprintf(c->model, PATHN, "%s", io->outputs[0]); /* same tensor types: c->type stays */
     } else if (!strcmp(k, "export")) {
@@ -419,8 +419,8 @@ static void plan_io(runner_t *R, const recipe_stage_t *s, const char *dir, io_t 
     }
 }
 
-/* <arch>.block_count of a GGUF file, or -1. */
-static int gguf_blocks(const char *path) {
+/* <arch>.NAME (block_count, feed_forward_length) of a GGUF file, or -1. */
+static int gguf_arch_u32(const char *path, const char *name) {
     tl_err_t e;
     gguf_file_t *g = NULL;
     if (gguf_open(&g, path, &e)) return -1;
@@ -429,12 +429,14 @@ static int gguf_blocks(const char *path) {
     char key[160];
     int rc = -1;
     if (!gguf_get_str(g, "general.architecture", &arch, &e)) {
-        snprintf(key, sizeof key, "%.*s.block_count", (int)(arch.len < 100 ? arch.len : 100), arch.ptr);
+        snprintf(key, sizeof key, "%.*s.%s", (int)(arch.len < 100 ? arch.len : 100), arch.ptr, name);
         if (!gguf_get_u32(g, key, &n, &e)) rc = (int)n;
     }
     gguf_close(g);
     return rc;
 }
+
+static int gguf_blocks(const char *path) { return gguf_arch_u32(path, "block_count"); }
 
 /* Adds the variant, the model path, its size and block count to the JSON object in path. */
 static int annotate_json(const char *path, const char *variant, const char *model, tl_err_t *err) {
@@ -585,7 +587,9 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
             add_flag(&a, s, "calib_rows", "--calib-rows");
             add_flag(&a, s, "method", "--method");
             if (!strcmp(kv_or(s, "cosine_only", "0"), "1")) arg_add(&a, "--cosine-only");
-            arg_add(&a, "--importance"), arg_add(&a, io->outputs[1]);
+            add_flag(&a, s, "ffn_keep", "--ffn-keep");
+            add_flag(&a, s, "ffn_down_type", "--ffn-down-type");
+            if (io->n_outputs > 1) arg_add(&a, "--importance"), arg_add(&a, io->outputs[1]);
         }
         if (R->r->threads) arg_add(&a, "--threads"), arg_add(&a, R->threads);
         sub(p1, dir, "prune.txt"); /* the per-block table; the summary names the removed blocks */
@@ -721,6 +725,14 @@ static void print_summary(runner_t *R, double total_s, int failed) {
             if (cJSON_IsArray(rm) && cJSON_IsNumber(nl)) {
                 fprintf(out, "   %d of %d blocks kept, removed", (int)nl->valuedouble - cJSON_GetArraySize(rm), (int)nl->valuedouble);
                 cJSON_ArrayForEach(x, rm) if (cJSON_IsNumber(x)) fprintf(out, " %d", x->valueint);
+            }
+            const cJSON *fk = cJSON_GetObjectItemCaseSensitive(j, "ffn_keep"), *nf = cJSON_GetObjectItemCaseSensitive(j, "n_ff");
+            if (cJSON_IsNumber(fk) && cJSON_IsNumber(nf)) {
+                fprintf(out, ", %d of %d FFN channels", fk->valueint, nf->valueint);
+            } else if (!j) { /* FFN channels alone: no importance.json */
+                xsnprintf(p, sizeof p, "%s/%s/model.gguf", R->run_dir, jstr(st, "dir"));
+                int ff = gguf_arch_u32(p, "feed_forward_length");
+                if (ff > 0) fprintf(out, "   FFN %d channels per block", ff);
             }
             cJSON_Delete(j);
         } else if (!strcmp(jstr(st, "kind"), "bench")) {

@@ -142,6 +142,13 @@ TEST(recipe_prune_branch) {
     CHECK(!strcmp(recipe_get(&rec.stages[10], "input"), "merge-q8_0"));
     CHECK(!strcmp(recipe_get(&rec.stages[12], "input"), "merge-pruned"));
     CHECK(strstr(recipe_kind_keys("prune"), "calib_rows") && strstr(recipe_kind_keys("bench"), "variant"));
+    /* FFN channels alone, and with blocks */
+    const char *f = "[recipe]\nname = f\nmodel = m.gguf\ndata = d.csv\n[prepare]\n[prune ffn]\nffn_keep = 1024\ncalib_rows = 4\n"
+                    "[prune both]\nremove = 1\nffn_keep = 1280\nffn_down_type = q8_0\n";
+    CHECK_EQ_INT(load_text(&rec, f, &err), 0);
+    if (err.msg[0]) printf("  %s\n", err.msg);
+    CHECK(rec.n_stages == 3 && !strcmp(recipe_get(&rec.stages[1], "ffn_keep"), "1024"));
+    CHECK(!strcmp(recipe_get(&rec.stages[2], "ffn_down_type"), "q8_0"));
 }
 
 TEST(recipe_prune_errors_name_the_line) {
@@ -169,6 +176,14 @@ TEST(recipe_prune_errors_name_the_line) {
     expect_error(buf, ":10:", "method = loss");
     snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\ncalib_rows = 0\n", head);
     expect_error(buf, ":9:", "calib_rows");
+    snprintf(buf, sizeof buf, "%s[prune p]\nffn_keep = 0\n", head);
+    expect_error(buf, ":8:", "ffn_keep = 0");
+    snprintf(buf, sizeof buf, "%s[prune p]\ndrop = 3\nffn_keep = 1024\n", head);
+    expect_error(buf, ":9:", "ffn_keep scores channels");
+    snprintf(buf, sizeof buf, "%s[prune p]\nremove = 1\nffn_down_type = q8_0\n", head);
+    expect_error(buf, ":9:", "ffn_down_type needs ffn_keep");
+    snprintf(buf, sizeof buf, "%s[prune p]\nffn_keep = 1024\ncosine_only = 1\n", head);
+    expect_error(buf, ":9:", "cosine_only ranks blocks");
     snprintf(buf, sizeof buf, "%s[export]\ninput = later\n[prune later]\nremove = 1\n", head);
     expect_error(buf, ":8:", "input = 'later' is not an earlier stage");
     snprintf(buf, sizeof buf, "%s[eval e]\n[export]\ninput = e\n", head);
