@@ -62,40 +62,23 @@ static void axpy_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] = __builtin_fmaf(a, x[i], y[i]);
 }
 
-static void attn_fwd_row_scalar(float *o, float *p, const float *qi, const float *k, const float *v, int i, int hd,
-                                long kvstride, float scale) {
-    float mx = -INFINITY;
-    for (int j = 0; j <= i; j++) {
-        p[j] = scale * dot16_scalar(qi, k + j * kvstride, hd);
-        if (p[j] > mx) mx = p[j];
+__attribute__((target("avx2,fma"))) static inline float dot16_avx2(const float *a, const float *b, int n) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps(); /* lanes 0-7 and 8-15 of dot16_scalar */
+    for (int i = 0; i < n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), hi);
     }
-    double sum = 0.0;
-    for (int j = 0; j <= i; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j <= i; j++) p[j] *= inv;
-    memset(o, 0, sizeof(float) * (size_t)hd);
-    for (int j = 0; j <= i; j++) axpy_scalar(o, p[j], v + j * kvstride, hd);
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
 }
 
-static void attn_bwd_row_scalar(float *dqi, float *dk, float *dv, const float *doi, const float *p, const float *qi,
-                                const float *k, const float *v, int i, int hd, long kvstride, float scale,
-                                float *tmp) {
-    double s = 0.0;
-    for (int j = 0; j <= i; j++) {
-        tmp[j] = dot16_scalar(doi, v + j * kvstride, hd);
-        s += (double)p[j] * tmp[j];
-    }
-    float sf = (float)s;
-    memset(dqi, 0, sizeof(float) * (size_t)hd);
-    for (int j = 0; j <= i; j++) {
-        float pj = p[j], ds = pj * (tmp[j] - sf) * scale;
-        axpy_scalar(dqi, ds, k + j * kvstride, hd);
-        axpy_scalar(dk + j * kvstride, ds, qi, hd);
-        axpy_scalar(dv + j * kvstride, pj, doi, hd);
-    }
+__attribute__((target("avx2,fma"))) static inline void axpy_avx2(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    for (int i = 0; i < n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 }
 
 __attribute__((target("avx512f"))) static inline float dot16_avx512(const float *a, const float *b, int n) {
@@ -114,52 +97,62 @@ __attribute__((target("avx512f"))) static void axpy_avx512(float *y, float a, co
         _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
 }
 
-__attribute__((target("avx512f"))) static void attn_fwd_row_avx512(float *o, float *p, const float *qi,
-                                                                             const float *k, const float *v, int i,
-                                                                             int hd, long kvstride, float scale) {
-    float mx = -INFINITY;
-    for (int j = 0; j <= i; j++) {
-        p[j] = scale * dot16_avx512(qi, k + j * kvstride, hd);
-        if (p[j] > mx) mx = p[j];
+/* One attention row forward (softmax(scale q k^T) v over keys 0..i) and
+ * backward, on the dot16/axpy of one level: the same code for every level. */
+#define ATTN_ROWS(SFX, TARGET)                                                                                      \
+    TARGET static void attn_fwd_row_##SFX(float *o, float *p, const float *qi, const float *k, const float *v,     \
+                                          int i, int hd, long kvstride, float scale) {                             \
+        float mx = -INFINITY;                                                                                      \
+        for (int j = 0; j <= i; j++) {                                                                             \
+            p[j] = scale * dot16_##SFX(qi, k + j * kvstride, hd);                                                  \
+            if (p[j] > mx) mx = p[j];                                                                              \
+        }                                                                                                          \
+        double sum = 0.0;                                                                                          \
+        for (int j = 0; j <= i; j++) {                                                                             \
+            p[j] = expf(p[j] - mx);                                                                                \
+            sum += p[j];                                                                                           \
+        }                                                                                                          \
+        float inv = (float)(1.0 / sum);                                                                            \
+        for (int j = 0; j <= i; j++) p[j] *= inv;                                                                  \
+        memset(o, 0, sizeof(float) * (size_t)hd);                                                                  \
+        for (int j = 0; j <= i; j++) axpy_##SFX(o, p[j], v + j * kvstride, hd);                                    \
+    }                                                                                                              \
+    TARGET static void attn_bwd_row_##SFX(float *dqi, float *dk, float *dv, const float *doi, const float *p,     \
+                                          const float *qi, const float *k, const float *v, int i, int hd,          \
+                                          long kvstride, float scale, float *tmp) {                                \
+        double s = 0.0;                                                                                            \
+        for (int j = 0; j <= i; j++) {                                                                             \
+            tmp[j] = dot16_##SFX(doi, v + j * kvstride, hd);                                                       \
+            s += (double)p[j] * tmp[j];                                                                            \
+        }                                                                                                          \
+        float sf = (float)s;                                                                                       \
+        memset(dqi, 0, sizeof(float) * (size_t)hd);                                                                \
+        for (int j = 0; j <= i; j++) {                                                                             \
+            float pj = p[j], ds = pj * (tmp[j] - sf) * scale;                                                      \
+            axpy_##SFX(dqi, ds, k + j * kvstride, hd);                                                             \
+            axpy_##SFX(dk + j * kvstride, ds, qi, hd);                                                             \
+            axpy_##SFX(dv + j * kvstride, pj, doi, hd);                                                            \
+        }                                                                                                          \
     }
-    double sum = 0.0;
-    for (int j = 0; j <= i; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j <= i; j++) p[j] *= inv;
-    memset(o, 0, sizeof(float) * (size_t)hd);
-    for (int j = 0; j <= i; j++) axpy_avx512(o, p[j], v + j * kvstride, hd);
-}
 
-__attribute__((target("avx512f"))) static void attn_bwd_row_avx512(float *dqi, float *dk, float *dv,
-                                                                             const float *doi, const float *p,
-                                                                             const float *qi, const float *k,
-                                                                             const float *v, int i, int hd,
-                                                                             long kvstride, float scale, float *tmp) {
-    double s = 0.0;
-    for (int j = 0; j <= i; j++) {
-        tmp[j] = dot16_avx512(doi, v + j * kvstride, hd);
-        s += (double)p[j] * tmp[j];
-    }
-    float sf = (float)s;
-    memset(dqi, 0, sizeof(float) * (size_t)hd);
-    for (int j = 0; j <= i; j++) {
-        float pj = p[j], ds = pj * (tmp[j] - sf) * scale;
-        axpy_avx512(dqi, ds, k + j * kvstride, hd);
-        axpy_avx512(dk + j * kvstride, ds, qi, hd);
-        axpy_avx512(dv + j * kvstride, pj, doi, hd);
-    }
+ATTN_ROWS(scalar, )
+ATTN_ROWS(avx2, __attribute__((target("avx2,fma"))))
+ATTN_ROWS(avx512, __attribute__((target("avx512f"))))
+
+/* 2: AVX-512, 1: AVX2, 0: scalar (the SIMD forms need head_dim a multiple of 16). */
+static int attn_simd(cpu_level_t level, int head_dim) {
+    if (head_dim <= 0 || head_dim % 16) return 0;
+    return level >= CPU_LEVEL_AVX512 ? 2 : level >= CPU_LEVEL_AVX2 ? 1 : 0;
 }
 
 void causal_attention_forward_from(float *out, float *P, const float *q, const float *k, const float *v, int q0,
                                    int T, int head_dim, long qstride, long kvstride, float scale, cpu_level_t level) {
-    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
+    int simd = attn_simd(level, head_dim);
     for (int i = q0; i < T; i++) {
         float *p = P + (long)(i - q0) * T;
         long r = (long)(i - q0) * qstride;
-        if (simd) attn_fwd_row_avx512(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
+        if (simd == 2) attn_fwd_row_avx512(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
+        else if (simd == 1) attn_fwd_row_avx2(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
         else attn_fwd_row_scalar(out + r, p, q + r, k, v, i, head_dim, kvstride, scale);
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
     }
@@ -173,11 +166,12 @@ void causal_attention_forward(float *out, float *P, const float *q, const float 
 void causal_attention_backward_from(float *dq, float *dk, float *dv, const float *dout, const float *P,
                                     const float *q, const float *k, const float *v, int q0, int T, int head_dim,
                                     long qstride, long kvstride, float scale, float *tmp, cpu_level_t level) {
-    int simd = level >= CPU_LEVEL_AVX512 && head_dim % 16 == 0 && head_dim > 0;
+    int simd = attn_simd(level, head_dim);
     for (int i = q0; i < T; i++) {
         long r = (long)(i - q0) * qstride;
         const float *p = P + (long)(i - q0) * T;
-        if (simd) attn_bwd_row_avx512(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
+        if (simd == 2) attn_bwd_row_avx512(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
+        else if (simd == 1) attn_bwd_row_avx2(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
         else attn_bwd_row_scalar(dq + r, dk, dv, dout + r, p, q + r, k, v, i, head_dim, kvstride, scale, tmp);
     }
 }

@@ -159,19 +159,22 @@ TEST(causal_attention_simd_bit_identical_to_scalar) {
     static float dq[2][TT * QS], dk[2][TT * KS], dv[2][TT * KS], tmp[TT];
     for (int i = 0; i < TT * QS; i++) q[i] = frand(), dout[i] = frand();
     for (int i = 0; i < TT * KS; i++) k[i] = frand(), v[i] = frand();
-    cpu_level_t lv[2] = {CPU_LEVEL_SCALAR, cpu_detect_level()};
-    for (int r = 0; r < 2; r++) {
-        memset(out[r], 0, sizeof out[r]), memset(dq[r], 0, sizeof dq[r]);
-        memset(dk[r], 0, sizeof dk[r]), memset(dv[r], 0, sizeof dv[r]);
-        causal_attention_forward(out[r] + D, P[r], q + D, k + D, v + D, TT, D, QS, KS, 0.125f, lv[r]);
-        causal_attention_backward(dq[r] + D, dk[r] + D, dv[r] + D, dout + D, P[r], q + D, k + D, v + D, TT, D, QS, KS,
-                                  0.125f, tmp, lv[r]);
+    /* every SIMD level this CPU has (AVX2, AVX-512) against the scalar form */
+    for (cpu_level_t have = cpu_detect_level(), l = CPU_LEVEL_AVX2; l <= have; l++) {
+        cpu_level_t lv[2] = {CPU_LEVEL_SCALAR, l};
+        for (int r = 0; r < 2; r++) {
+            memset(out[r], 0, sizeof out[r]), memset(dq[r], 0, sizeof dq[r]);
+            memset(dk[r], 0, sizeof dk[r]), memset(dv[r], 0, sizeof dv[r]);
+            causal_attention_forward(out[r] + D, P[r], q + D, k + D, v + D, TT, D, QS, KS, 0.125f, lv[r]);
+            causal_attention_backward(dq[r] + D, dk[r] + D, dv[r] + D, dout + D, P[r], q + D, k + D, v + D, TT, D, QS,
+                                      KS, 0.125f, tmp, lv[r]);
+        }
+        CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
+        CHECK(memcmp(P[0], P[1], sizeof P[0]) == 0);
+        CHECK(memcmp(dq[0], dq[1], sizeof dq[0]) == 0);
+        CHECK(memcmp(dk[0], dk[1], sizeof dk[0]) == 0);
+        CHECK(memcmp(dv[0], dv[1], sizeof dv[0]) == 0);
     }
-    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
-    CHECK(memcmp(P[0], P[1], sizeof P[0]) == 0);
-    CHECK(memcmp(dq[0], dq[1], sizeof dq[0]) == 0);
-    CHECK(memcmp(dk[0], dk[1], sizeof dk[0]) == 0);
-    CHECK(memcmp(dv[0], dv[1], sizeof dv[0]) == 0);
     /* and the scalar output is the attention: row 4 of head 1 by hand */
     double mx = -1e30, e[TT], sum = 0;
     for (int j = 0; j <= 4; j++) {
