@@ -1,6 +1,6 @@
 """Forward pass vs llama.cpp (llama-cpp-python, same GGUF): next-token argmax
-and final-position logits for 135 prompts (English, the name-match template
-over 75 name pairs, code, other scripts), all evaluated in ONE tasklm process
+and final-position logits for 180 prompts (English, the name-match template
+over 120 name pairs, code, other scripts), all evaluated in ONE tasklm process
 (`tasklm score --dump-logits`, token ids from llama.cpp's tokenizer so this
 test checks the forward pass alone).
 
@@ -23,12 +23,16 @@ disagreement a near tie (llama.cpp's logit for our choice within 0.5 of its max)
 Every prompt llama.cpp decides. llama.cpp does not agree with itself on near
 ties: evaluated token by token (its single-row kernels) instead of in one
 batched pass (its tiled kernels), its final logits move by up to ~1.6 and its
-argmax flips on 6 of 135 prompts, all with a top-2 gap of at most ~0.15
-(measured on this machine kind's AVX2 build, 2026-12-02). A prompt is
+argmax flips on 7 of 180 prompts, all with a top-2 gap of at most ~0.15, and
+its top-2 gap moves by up to 0.49 between the modes (median 0.08; measured on
+this machine kind's AVX2 build, 2026-12-02). A prompt is
 "decided" when both of llama.cpp's modes pick the same token with a top-2 gap
-of at least tau in each, tau = max(0.1, the largest gap at which the two modes
-disagreed in this run); ours must pick llama.cpp's token on every decided
-prompt, and at least 100 prompts must be decided.
+of at least tau in each, tau = max(0.5, the largest gap at which the two modes
+disagreed in this run) -- 0.5 being the near-tie bound above and about the
+most llama.cpp's own gap moves; ours must pick
+llama.cpp's token on every decided prompt, and at least 100 prompts must be
+decided. The test also prints how far llama.cpp's own top-2 gap moves between
+its two modes.
 Also: AVX2 and scalar kernels agree with the default level, and 1 vs 2 threads
 give bit-identical logits."""
 import os
@@ -42,7 +46,7 @@ from tl_check import MODEL, Checker, run_tasklm
 from model_prompts import all_prompts
 
 c = Checker("peer/test_forward_peer")
-prompts = all_prompts(75)
+prompts = all_prompts(120)
 c.check(len(prompts) >= 100, f"{len(prompts)} prompts")
 
 llm = llama_cpp.Llama(model_path=MODEL, n_ctx=512, logits_all=False, verbose=False, n_threads=2)
@@ -152,9 +156,11 @@ c.check(lsm_ok, "log-softmax of llama.cpp's top-5 tokens within 0.5")
 # llama.cpp's own two modes: where they disagree, and the prompts they decide
 self_flip_gaps = [float(r.max() - r[int(s.argmax())]) for r, s in zip(refs, steps) if r.argmax() != s.argmax()]
 self_maxabs = max(float(np.abs(r - s).max()) for r, s in zip(refs, steps))
-tau = max([0.1] + self_flip_gaps)
+tau = max([0.5] + self_flip_gaps)
+gap_moves = [abs(top2_gap(r) - (s[int(np.argsort(r)[-1])] - s[int(np.argsort(r)[-2])])) for r, s in zip(refs, steps)]
 print(f"  llama.cpp batched vs token by token: max abs logit difference {self_maxabs:.3f}, argmax differs on "
-      f"{len(self_flip_gaps)}/{n} prompts (top-2 gaps {', '.join(f'{g:.3f}' for g in self_flip_gaps) or '-'}); tau {tau:.3f}")
+      f"{len(self_flip_gaps)}/{n} prompts (top-2 gaps {', '.join(f'{g:.3f}' for g in self_flip_gaps) or '-'}); its top-2 "
+      f"gap moves by up to {max(gap_moves):.3f} (median {float(np.median(gap_moves)):.3f}); tau {tau:.3f}")
 decided, decided_same = 0, 0
 for i, (r, s) in enumerate(zip(refs, steps)):
     if r.argmax() == s.argmax() and top2_gap(r) >= tau and top2_gap(s) >= tau:
