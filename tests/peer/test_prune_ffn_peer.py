@@ -32,23 +32,14 @@ import numpy as np
 import gguf
 from gguf.quants import dequantize
 
-from tl_check import MODEL, Checker, run_tasklm
+from tl_check import MODEL, Checker, run_tasklm, write_short_task
 from model_prompts import all_prompts
 
 c = Checker("peer/test_prune_ffn_peer")
 tmp = tempfile.mkdtemp(prefix="tl-prune-ffn-")
 
 # a task with a short template and two calibration rows keeps scoring cheap
-tdir = os.path.join(tmp, "task")
-os.makedirs(tdir)
-with open(os.path.join(tdir, "template.txt"), "w") as f:
-    f.write("Same person? <a> / <b>. Answer:")
-with open(os.path.join(tdir, "task.json"), "w") as f:
-    json.dump({"name": "short", "description": "test", "template": "template.txt",
-               "fields": [{"column": "elected_name", "placeholder": "<a>"},
-                          {"column": "partner_name", "placeholder": "<b>"}],
-               "label_column": "labeled_result", "labels": ["yes", "no", "partial"], "label_prefix": " ",
-               "max_field_bytes": 256}, f)
+tdir = write_short_task(tmp)
 calib = os.path.join(tmp, "calib.csv")
 with open(calib, "w") as f:
     f.write("elected_name,partner_name,labeled_result\nJohn Smith,Jon Smith,yes\nRavi Kumar,Anil Sharma,no\n")

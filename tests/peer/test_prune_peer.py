@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 import gguf
 
-from tl_check import MODEL, ROOT, Checker, run_tasklm
+from tl_check import MODEL, ROOT, Checker, run_tasklm, write_short_task
 
 c = Checker("peer/test_prune_peer")
 tmp = tempfile.mkdtemp(prefix="tl-prune-")
@@ -80,16 +80,7 @@ if peer and ours.get("ids") and peer["margin"] > 0.05:
 
 # scoring, one calibration row, through a task with a short template (the cost
 # is about n_layer + 2 forward passes of the prompt)
-tdir = os.path.join(tmp, "task")
-os.makedirs(tdir)
-with open(os.path.join(tdir, "template.txt"), "w") as f:
-    f.write("Same person? <a> / <b>. Answer:")
-with open(os.path.join(tdir, "task.json"), "w") as f:
-    json.dump({"name": "short", "description": "test", "template": "template.txt",
-               "fields": [{"column": "elected_name", "placeholder": "<a>"},
-                          {"column": "partner_name", "placeholder": "<b>"}],
-               "label_column": "labeled_result", "labels": ["yes", "no", "partial"], "label_prefix": " ",
-               "max_field_bytes": 256}, f)
+tdir = write_short_task(tmp)
 calib = os.path.join(tmp, "calib.csv")
 with open(calib, "w") as f:
     f.write("elected_name,partner_name,labeled_result\nJohn Smith,Jon Smith,yes\n")

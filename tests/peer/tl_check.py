@@ -38,3 +38,19 @@ def run_tasklm(args, input=None, timeout=600, binary=None):
     """Runs the CLI; returns CompletedProcess with text stdout/stderr."""
     return subprocess.run([binary or TASKLM] + list(args), input=input, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def write_short_task(parent):
+    """A name-match task folder with a short template (cheap to score) under parent; returns its path."""
+    import json
+    tdir = os.path.join(parent, "task")
+    os.makedirs(tdir)
+    with open(os.path.join(tdir, "template.txt"), "w") as f:
+        f.write("Same person? <a> / <b>. Answer:")
+    with open(os.path.join(tdir, "task.json"), "w") as f:
+        json.dump({"name": "short", "description": "test", "template": "template.txt",
+                   "fields": [{"column": "elected_name", "placeholder": "<a>"},
+                              {"column": "partner_name", "placeholder": "<b>"}],
+                   "label_column": "labeled_result", "labels": ["yes", "no", "partial"], "label_prefix": " ",
+                   "max_field_bytes": 256}, f)
+    return tdir
