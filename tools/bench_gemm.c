@@ -12,6 +12,7 @@
 
 #include "core/threadpool.h"
 #include "quant/matmul.h"
+#include "quant/matmul_pack.h"
 #include "quant/quantize.h"
 #include "quant/types.h"
 
@@ -94,6 +95,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_gemm: %s\n", err.msg);
                 return 1;
             }
+            void *pk = mm_pack_alloc(&w); /* Q8_0: packed as model_load does */
+            w.pack = pk;
             mm_env_t env = {.pool = pool, .level = level, .scratch = scratch, .scratch_bytes = sb, .amx = amx != 0};
             int reps = 0;
             double t0 = now_s(), t;
@@ -109,6 +112,7 @@ int main(int argc, char **argv) {
             free(x);
             free(out);
             free(wq);
+            free(pk);
             free(scratch);
         }
         printf("   all %6.1f GOP/s\n", total_ops / total_s * 1e-9);

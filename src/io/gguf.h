@@ -77,6 +77,10 @@ int gguf_open(gguf_file_t **out, const char *path, tl_err_t *err);
 /* Parses a buffer the caller keeps alive (tests, fuzzing). `label` names it in errors. */
 int gguf_open_buffer(gguf_file_t **out, const void *buf, size_t len, const char *label, tl_err_t *err);
 void gguf_close(gguf_file_t *f);
+/* Tells the kernel that the whole pages inside [p, p + n) of a memory-mapped
+ * file are not needed now (they are read again from the file if touched);
+ * nothing for a file opened from a buffer. */
+void gguf_drop_pages(const gguf_file_t *f, const void *p, size_t n);
 
 const char *gguf_path(const gguf_file_t *f);
 uint32_t gguf_version(const gguf_file_t *f);

@@ -2,6 +2,7 @@
  * offset and size before using it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -387,6 +388,15 @@ int gguf_open(gguf_file_t **out, const char *path, tl_err_t *err) {
     f->size = (uint64_t)st.st_size;
     f->mapped = 1;
     return finish_open(out, f, err);
+}
+
+void gguf_drop_pages(const gguf_file_t *f, const void *p, size_t n) {
+    if (!f || !f->mapped || !p || n == 0) return;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
+    if (a < (uintptr_t)f->base || e > (uintptr_t)f->base + f->size || e <= a) return;
+    madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 void gguf_close(gguf_file_t *f) {

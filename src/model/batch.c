@@ -136,6 +136,7 @@ int model_head_new(model_head_t **out, const model_t *m, const int32_t *ids, int
     h->w = *o;
     h->w.n_out = n;
     h->w.data = h->data;
+    h->w.pack = NULL; /* the model's packed copy holds every row; these few go through the plain rows (same bits) */
     h->n = n;
     *out = h;
     return 0;

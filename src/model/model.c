@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/matmul_pack.h"
 #include "quant/types.h"
 
 static int key_name(char *buf, size_t cap, const char *arch, const char *suffix) {
@@ -180,6 +181,54 @@ static int load_weights(model_t *m, tl_err_t *err) {
     return 0;
 }
 
+typedef struct {
+    const mm_weight_t *w;
+    void *dst;
+} pack_job_t;
+
+static void pack_range(void *ctx, int ith, long g0, long g1) {
+    const pack_job_t *j = ctx;
+    mm_pack_groups(j->w, j->dst, g0, g1);
+}
+
+/* Repacks every Q8_0 matrix into row groups of 16 (matmul_pack.h) on the
+ * thread pool; the file's pages of a packed matrix are then released (they
+ * are read again only where something reads the original rows: token
+ * lookups in a tied token_embd, training's dequantized products). */
+static int pack_weights(model_t *m, tl_err_t *err) {
+    size_t cap = 1 + 7 * (size_t)m->cfg.n_layer;
+    mm_weight_t **ws = malloc(cap * sizeof *ws);
+    m->packs = calloc(cap, sizeof *m->packs);
+    if (!ws || !m->packs) {
+        free(ws);
+        return tl_fail(err, "out of memory for packed weights");
+    }
+    int n = 0;
+    ws[n++] = &m->output;
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+        layer_t *L = &m->layers[l];
+        mm_weight_t *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) ws[n++] = lw[i];
+    }
+    for (int i = 0; i < n; i++) {
+        mm_weight_t *w = ws[i];
+        if (!mm_pack_supports(w)) continue;
+        size_t bytes = mm_pack_bytes(w);
+        void *dst = NULL;
+        if (posix_memalign(&dst, 64, bytes) != 0) {
+            free(ws);
+            return tl_fail(err, "out of memory packing a %zu-byte weight", bytes);
+        }
+        m->packs[m->n_packs++] = dst;
+        pack_job_t j = {.w = w, .dst = dst};
+        threadpool_for(m->pool, (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS), 16, pack_range, &j);
+        w->pack = dst;
+        gguf_drop_pages(m->gguf, w->data, (size_t)w->n_out * w->row_bytes);
+    }
+    free(ws);
+    return 0;
+}
+
 int model_load(model_t **out, const char *path, int n_threads, tl_err_t *err) {
     *out = NULL;
     model_t *m = calloc(1, sizeof *m);
@@ -194,7 +243,7 @@ int model_load(model_t **out, const char *path, int n_threads, tl_err_t *err) {
         model_free(m);
         return -1;
     }
-    if (threadpool_new(&m->pool, n_threads, err)) {
+    if (threadpool_new(&m->pool, n_threads, err) || pack_weights(m, err)) {
         model_free(m);
         return -1;
     }
@@ -218,6 +267,8 @@ void model_free(model_t *m) {
     }
     free(m->output_norm);
     free(m->owned[0]);
+    for (int i = 0; i < m->n_packs; i++) free(m->packs[i]);
+    free(m->packs);
     threadpool_free(m->pool);
     tokenizer_free(m->tok);
     gguf_close(m->gguf);

@@ -26,6 +26,8 @@ struct model {
     mm_weight_t output;
     float *owned[1];
     layer_t *layers;
+    void **packs;        /* Q8_0 weights repacked at load (matmul_pack.h) */
+    int n_packs;
 };
 
 /* Tokens per internal forward pass; longer inputs are processed in chunks. */

@@ -8,6 +8,7 @@
 #include "quant/matmul_amx.h"
 #include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
+#include "quant/matmul_pack.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
@@ -36,6 +37,7 @@ int matmul_weight_init(mm_weight_t *w, const char *name, uint32_t type, int64_t 
     w->n_out = n_out;
     w->data = data;
     w->row_bytes = row_bytes_of(type, n_in);
+    w->pack = NULL;
     return 0;
 }
 
@@ -48,7 +50,10 @@ size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
     size_t row = (size_t)nb * sizeof(mm_block_q8_1_t), row_k = (size_t)nbk * sizeof(mm_block_q8_k_t);
     int n = n_tokens > 0 ? n_tokens : 1;
     size_t panel = mm_gemm_panel_bytes(n_in, n), amx = mm_amx_panel_bytes(n_in, n);
-    return round64((row > row_k ? row : row_k) * (size_t)n) + (panel > amx ? panel : amx) + 64;
+    size_t side = (size_t)nb * sizeof(mm_pack_side_t) * (size_t)n;
+    if (amx > panel) panel = amx;
+    if (side > panel) panel = side;
+    return round64((row > row_k ? row : row_k) * (size_t)n) + panel + 64;
 }
 
 /* ---- quantizers ---- */
@@ -114,16 +119,6 @@ static float dot_q4_1_q8_1_ref(int64_t n, const mm_block_q4_1_t *w, const mm_blo
     return sumf + summs;
 }
 
-static float dot_q8_0_q8_0_ref(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
-    float sumf = 0.0f;
-    for (int64_t b = 0; b < n / MM_QK; b++) {
-        int sumi = 0;
-        for (int j = 0; j < MM_QK; j++) sumi += w[b].qs[j] * a[b].qs[j];
-        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
-    }
-    return sumf;
-}
-
 static float dot_f32_ref(int64_t n, const float *w, const float *a) {
     float s = 0.0f;
     for (int64_t i = 0; i < n; i++) s += w[i] * a[i];
@@ -142,7 +137,7 @@ float matmul_dot_q8_0_q8_0(int64_t n, const mm_block_q8_0_t *w, const mm_block_q
     switch (level) {
     case CPU_LEVEL_AVX512: return mm_dot_q8_0_q8_0_avx512(n, w, a);
     case CPU_LEVEL_AVX2: return mm_dot_q8_0_q8_0_avx2(n, w, a);
-    default: return dot_q8_0_q8_0_ref(n, w, a);
+    default: return mm_pack_dot_ref(n, w, a);
     }
 }
 
@@ -167,6 +162,7 @@ typedef struct {
     void *act;        /* quantized activations, or NULL for F32 weights */
     size_t act_row;   /* bytes per quantized activation row */
     void *panel;      /* packed activations for the tiled kernels, or NULL */
+    mm_pack_side_t *side; /* Q8_0 packed weights: per token and block, the scale and correction */
     cpu_level_t level;
     int nw, unit;
     const mm_weight_t *ws[MM_MAX_MULTI];
@@ -199,16 +195,13 @@ static void rows_plain(const mm_job_t *j, const mm_weight_t *w, float *out, long
     for (long r = r0; r < r1; r++) {
         const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
         int t = 0;
-        if (j->level == CPU_LEVEL_AVX512 && (w->type == GGML_TYPE_Q4_1 || w->type == GGML_TYPE_Q8_0)) {
+        if (j->level == CPU_LEVEL_AVX512 && w->type == GGML_TYPE_Q4_1) {
             /* tiles of four tokens share the weight row's unpacking */
             for (; t + 4 <= j->n_tokens; t += 4) {
                 const void *acts[4];
                 float v4[4];
                 for (int k = 0; k < 4; k++) acts[k] = (const char *)j->act + (size_t)(t + k) * j->act_row;
-                if (w->type == GGML_TYPE_Q4_1)
-                    mm_dot4_q4_1_q8_1_avx512(w->n_in, row, (const mm_block_q8_1_t *const *)acts, v4);
-                else
-                    mm_dot4_q8_0_q8_0_avx512(w->n_in, row, (const mm_block_q8_0_t *const *)acts, v4);
+                mm_dot4_q4_1_q8_1_avx512(w->n_in, row, (const mm_block_q8_1_t *const *)acts, v4);
                 for (int k = 0; k < 4; k++) out[(size_t)(t + k) * w->n_out + r] = v4[k];
             }
         }
@@ -237,7 +230,16 @@ static void quantize_pack_amx_range(void *ctx, int ith, long g0, long g1) {
     mm_amx_pack(j->w->n_in, j->act, j->act_row, j->n_tokens, g0, g1, j->panel);
 }
 
-enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX };
+/* Q8_0 for packed weights: quantize tokens [t0, t1) and their side rows. */
+static void quantize_side_range(void *ctx, int ith, long t0, long t1) {
+    mm_job_t *j = ctx;
+    quantize_rows(j, t0, t1);
+    int64_t nb = j->w->n_in / MM_QK;
+    for (long t = t0; t < t1; t++)
+        mm_pack_side((const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), nb, j->side + t * nb);
+}
+
+enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX, KIND_PACK };
 
 /* Items [i0, i1) of the combined row space through one kind of kernel. */
 static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
@@ -247,6 +249,11 @@ static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
         const mm_weight_t *w = j->ws[k];
         long r0 = (a - j->start[k]) * j->unit, r1 = (b - j->start[k]) * j->unit;
         if (r1 > w->n_out) r1 = w->n_out;
+        if (kind == KIND_PACK) {
+            mm_pack_rows(w, j->act, j->act_row, j->side, j->n_tokens, a - j->start[k], b - j->start[k], j->outs[k],
+                         j->level);
+            continue;
+        }
         if (kind == KIND_AMX) mm_amx_rows(w, j->panel, j->n_tokens, r0, r1, j->outs[k]);
         else if (kind == KIND_GEMM) mm_gemm_rows(w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k], j->level);
         else if (kind == KIND_K_GEMM) mm_k_gemm_rows(w, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k]);
@@ -258,6 +265,7 @@ static void gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, K
 static void k_gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_K_GEMM, i0, i1); }
 static void plain_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_PLAIN, i0, i1); }
 static void amx_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_AMX, i0, i1); }
+static void pack_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_PACK, i0, i1); }
 
 /* Chunks of about an eighth of a thread's share: small enough that a thread
  * the OS has descheduled leaves little to wait for, large enough that the
@@ -269,11 +277,21 @@ static long grain_of(long n_items, const mm_env_t *env) {
 
 static void run_rows(mm_job_t *j, int kind, const mm_env_t *env) {
     long n = j->start[j->nw];
-    threadpool_range_fn fn = kind == KIND_AMX    ? amx_range
+    threadpool_range_fn fn = kind == KIND_PACK   ? pack_range
+                             : kind == KIND_AMX  ? amx_range
                              : kind == KIND_GEMM ? gemm_range
                              : kind == KIND_K_GEMM ? k_gemm_range
                                                    : plain_range;
     threadpool_for(env->pool, n, grain_of(n, env), fn, j);
+}
+
+/* All weights Q8_0 with a packed copy, at a level with packed kernels (the
+ * plain rows give the same bits, only slower). */
+static bool packed_q8_0(const mm_weight_t *const *ws, int nw, cpu_level_t level) {
+    if (level == CPU_LEVEL_SCALAR) return false;
+    for (int k = 0; k < nw; k++)
+        if (ws[k]->type != GGML_TYPE_Q8_0 || !ws[k]->pack) return false;
+    return true;
 }
 
 int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *const *ws, int nw, int n_tokens,
@@ -286,7 +304,7 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
                 if (matmul_forward_n(&outs[i], x, &ws[i], 1, n_tokens, env, err)) return -1;
             return 0;
         }
-    mm_job_t j = {.x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .panel = NULL,
+    mm_job_t j = {.x = x, .w = w, .n_tokens = n_tokens, .act = NULL, .act_row = 0, .panel = NULL, .side = NULL,
                   .level = env->level, .nw = nw, .unit = 1};
     for (int k = 0; k < nw; k++) {
         j.ws[k] = ws[k];
@@ -307,6 +325,19 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
         threadpool_for(env->pool, (n_tokens + MM_AMX_TOKENS - 1) / MM_AMX_TOKENS, 1, quantize_pack_amx_range, &j);
         kind = KIND_AMX;
         j.unit = MM_AMX_ROWS;
+    } else if (packed_q8_0(ws, nw, env->level)) {
+        int64_t nb = w->n_in / MM_QK;
+        j.act_row = (size_t)nb * sizeof(mm_block_q8_0_t);
+        size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
+        if (act_bytes + (size_t)nb * sizeof(mm_pack_side_t) * (size_t)n_tokens > env->scratch_bytes)
+            return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
+                           n_tokens, (long long)w->n_in);
+        j.act = env->scratch;
+        j.side = (mm_pack_side_t *)((char *)env->scratch + act_bytes);
+        if (n_tokens == 1) quantize_side_range(&j, 0, 0, 1);
+        else threadpool_for(env->pool, n_tokens, 4, quantize_side_range, &j);
+        kind = KIND_PACK;
+        j.unit = MM_PACK_ROWS;
     } else if (w->type != GGML_TYPE_F32) {
         j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)

@@ -29,6 +29,7 @@ typedef struct {
     int64_t n_out;    /* rows (ne[1]) */
     const void *data; /* n_out rows of row_bytes each */
     size_t row_bytes;
+    const void *pack; /* Q8_0: the rows repacked in groups of 16 (matmul_pack.h), or NULL */
 } mm_weight_t;
 
 typedef struct {

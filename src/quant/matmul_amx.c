@@ -195,13 +195,3 @@ AMX_TARGET void mm_amx_rows(const mm_weight_t *w, const void *panel, int n_token
     _tile_release();
 }
 
-float mm_amx_dot_ref(int64_t n_in, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < n_in / MM_QK; b++) {
-        int32_t s = 0;
-        for (int k = 0; k < MM_QK; k++) s += (int32_t)w[b].qs[k] * a[b].qs[k];
-        float d = mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d);
-        acc = fmaf(d, (float)s, acc);
-    }
-    return acc;
-}

@@ -1,16 +1,11 @@
 /* Q8_0 matrix products on the AMX-INT8 tiles, for the serving pass.
  *
- * Numerics differ from matmul_forward's default kernels, which follow
- * llama.cpp's AVX-512 Q8_0 dot (an fp32 multiply-add per 4-product lane).
- * Here each 32-element block's products are summed exactly in int32 and
- * scaled once: for each (row, token), in block order,
+ * Numerics: those of the default Q8_0 kernels (matmul_pack.h; mm_pack_dot_ref
+ * is the plain-C definition): each 32-element block's products are summed
+ * exactly in int32 and scaled once, for each (row, token), in block order,
  *     acc = fmaf(d_w * d_a, (float)isum_block, acc)
- * with acc starting at 0 (mm_amx_dot_ref is the plain-C definition). The
- * block sums are exact, so a token's result does not depend on the tile,
- * batch or thread it is computed in. It differs from the default kernels'
- * by fp32 rounding, which the next layer's 8-bit activation quantization can
- * amplify: on SmolLM2-135M the label log-probabilities move by up to ~0.1,
- * as they do between the default kernels' scalar, AVX2 and AVX-512 levels.
+ * with acc starting at 0. So a token's result is the same bits with or without
+ * the tiles (tests/unit/test_gemm.c checks it on CPUs that have AMX).
  *
  * A weight is used this way only if it is Q8_0 with n_in a multiple of 64
  * and n_out a multiple of 16, and only where the caller asks for it
@@ -42,7 +37,5 @@ size_t mm_amx_panel_bytes(int64_t n_in, int n_tokens);
 void mm_amx_pack(int64_t n_in, const void *act, size_t act_row, int n_tokens, long g0, long g1, void *panel);
 /* out[t * n_out + r] for rows [r0, r1) (multiples of MM_AMX_ROWS) and every token. */
 void mm_amx_rows(const mm_weight_t *w, const void *panel, int n_tokens, long r0, long r1, float *out);
-/* The definition, one row and one token. */
-float mm_amx_dot_ref(int64_t n_in, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a);
 
 #endif

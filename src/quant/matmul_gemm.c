@@ -1,5 +1,5 @@
-/* Tiled AVX-512 VNNI matrix-matrix kernels for Q4_1, Q8_0, Q4_0, Q5_0 and
- * IQ4_NL weights (see matmul_gemm.h for the panel and the exactness argument). */
+/* Tiled AVX-512 VNNI matrix-matrix kernels for Q4_1, Q4_0, Q5_0 and IQ4_NL
+ * weights (Q8_0 has its own packed kernels, matmul_pack.h) (see matmul_gemm.h for the panel and the exactness argument). */
 #include "quant/matmul_gemm.h"
 
 #include <immintrin.h>
@@ -34,13 +34,12 @@ static int weight_offset(uint32_t type) {
     case GGML_TYPE_Q4_1: return 0;
     case GGML_TYPE_Q4_0: return 8;
     case GGML_TYPE_Q5_0: return 16;
-    default: return 128; /* Q8_0, IQ4_NL */
+    default: return 128; /* IQ4_NL */
     }
 }
 
 bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level) {
-    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0 ||
-             type == GGML_TYPE_IQ4_NL;
+    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0 || type == GGML_TYPE_IQ4_NL;
     if (level == CPU_LEVEL_AVX2) return t && n_tokens > 1 && n_in >= MM_QK;
     return t && level == CPU_LEVEL_AVX512 && n_tokens > 1 && n_in >= 2 * MM_QK;
 }
@@ -82,7 +81,7 @@ G512 static void pack_tile(uint32_t type, int64_t np, const char *act, size_t ac
                 _mm512_store_ps(P->da[slot], scales_of(a[0].d, a[1].d));
                 P->s[0][slot] = h2f(a[0].s);
                 P->s[1][slot] = h2f(a[1].s);
-            } else {
+            } else { /* Q8_0 activations */
                 const mm_block_q8_0_t *a = (const mm_block_q8_0_t *)row + 2 * p;
                 q = join256(a[0].qs, a[1].qs);
                 _mm512_store_ps(P->da[slot], scales_of(a[0].d, a[1].d));
@@ -119,11 +118,7 @@ G512 G_INLINE __m512i nibble_pair(const uint8_t *q0, const uint8_t *q1) {
  * fp32 scales as in the single-row kernel, and (Q4_1) the two mins broadcast. */
 G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b, __m512i *wq, __m512 *dw, __m256 *m0,
                                __m256 *m1) {
-    if (type == GGML_TYPE_Q8_0) {
-        const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
-        *wq = _mm512_xor_si512(join256(x[0].qs, x[1].qs), _mm512_set1_epi8((char)0x80));
-        *dw = scales_of(x[0].d, x[1].d);
-    } else if (type == GGML_TYPE_Q4_1) {
+    if (type == GGML_TYPE_Q4_1) {
         const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
         uint32_t dm0, dm1; /* d and m of each block, adjacent */
         memcpy(&dm0, &x[0], 4);
@@ -185,8 +180,6 @@ static float tail_block(uint32_t type, const uint8_t *w, int64_t b, const char *
     switch (type) {
     case GGML_TYPE_Q4_1:
         return matmul_dot_q4_1_q8_1(MM_QK, (const mm_block_q4_1_t *)w + b, (const mm_block_q8_1_t *)a + b, CPU_LEVEL_AVX2);
-    case GGML_TYPE_Q8_0:
-        return matmul_dot_q8_0_q8_0(MM_QK, (const mm_block_q8_0_t *)w + b, (const mm_block_q8_0_t *)a + b, CPU_LEVEL_AVX2);
     default: {
         size_t bb = mm_ext_row_bytes(type, MM_QK);
         return mm_ext_dot(type, MM_QK, w + (size_t)b * bb, (const mm_block_q8_0_t *)a + b, CPU_LEVEL_AVX2);
@@ -211,7 +204,7 @@ typedef struct {
     int64_t n_out;
 } gemm_tile_t;
 
-/* R rows (1..4) by T token slots (4 or 8; 1-3 for the last tokens of a Q8_0 call). The fp32 steps per (row, token) are
+/* R rows (1..4) by T token slots (4 or 8). The fp32 steps per (row, token) are
  * those of mm_dot_*_avx512: per block pair fmadd(dw * da, cvt(p), acc), then
  * _mm512_reduce_add_ps, the AVX2 tail block, and for Q4_1 the min terms summed
  * in block order. */
@@ -299,38 +292,6 @@ G512 G_INLINE void gemm_tile_r(const uint32_t type, int R, const int T, const ge
     }
 }
 
-/* The last 1-3 tokens of a call as a tile of that many slots, instead of a
- * 4-slot tile that computes empty slots (a serving pass of ~20 tokens
- * otherwise wastes up to 3 slots in 24). */
-G512 G_INLINE void gemm_tile_tail(const uint32_t type, int R, int T, const gemm_tile_t *g) {
-    switch (T) {
-    case 1:
-        switch (R) {
-        case 1: gemm_tile(type, 1, 1, g); break;
-        case 2: gemm_tile(type, 2, 1, g); break;
-        case 3: gemm_tile(type, 3, 1, g); break;
-        default: gemm_tile(type, 4, 1, g); break;
-        }
-        break;
-    case 2:
-        switch (R) {
-        case 1: gemm_tile(type, 1, 2, g); break;
-        case 2: gemm_tile(type, 2, 2, g); break;
-        case 3: gemm_tile(type, 3, 2, g); break;
-        default: gemm_tile(type, 4, 2, g); break;
-        }
-        break;
-    default:
-        switch (R) {
-        case 1: gemm_tile(type, 1, 3, g); break;
-        case 2: gemm_tile(type, 2, 3, g); break;
-        case 3: gemm_tile(type, 3, 3, g); break;
-        default: gemm_tile(type, 4, 3, g); break;
-        }
-        break;
-    }
-}
-
 /* Asks for weight rows [r0, r1) (clipped to the matrix) ahead of their tile:
  * a serving pass of a few dozen tokens uses each row for a microsecond, too
  * short for the hardware prefetcher to hide the wait for rows that are not in
@@ -366,10 +327,7 @@ G512 G_INLINE void gemm_rows_of(const uint32_t type, const int RMAX, const int T
                     g.slot0 = s;
                     g.t0 = k * TS + s;
                     if (g.t0 >= n_tokens) break;
-                    if (type == GGML_TYPE_Q8_0 && T == 4 && n_tokens - g.t0 < 4)
-                        gemm_tile_tail(type, R, (int)(n_tokens - g.t0), &g);
-                    else
-                        gemm_tile_r(type, R, T, &g);
+                    gemm_tile_r(type, R, T, &g);
                 }
             }
         }
@@ -378,10 +336,6 @@ G512 G_INLINE void gemm_rows_of(const uint32_t type, const int RMAX, const int T
 
 /* Tile shapes, measured with tools/bench_gemm (one thread, CPU time): 4 rows x 4 tokens
  * for most types; Q4_1's min terms make 2 rows x 8 tokens faster. */
-G512 static void rows_q8_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
-                           float *out) {
-    gemm_rows_of(GGML_TYPE_Q8_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
-}
 G512 static void rows_q4_1(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {
     gemm_rows_of(GGML_TYPE_Q4_1, 2, 8, w, pn, a, ar, n, r0, r1, out);
@@ -409,11 +363,7 @@ G512 static void rows_iq4_nl(const mm_weight_t *w, const gemm_pair_t *pn, const 
 
 /* The block's 32 weights as signed bytes (Q4_1: the unsigned nibbles). */
 EXT_AVX2 G_INLINE __m256i expand_block_avx2(const uint32_t type, const uint8_t *w, int64_t b, float *dw, float *m) {
-    if (type == GGML_TYPE_Q8_0) {
-        const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)w + b;
-        *dw = ext_h2f(x->d);
-        return _mm256_loadu_si256((const __m256i *)x->qs);
-    } else if (type == GGML_TYPE_Q4_1) {
+    if (type == GGML_TYPE_Q4_1) {
         const mm_block_q4_1_t *x = (const mm_block_q4_1_t *)w + b;
         *dw = ext_h2f(x->d);
         *m = ext_h2f(x->m);
@@ -510,7 +460,6 @@ EXT_AVX2 G_INLINE void gemm2_rows_of(const uint32_t type, const mm_weight_t *w, 
     EXT_AVX2 static void NAME(const mm_weight_t *w, const char *a, size_t ar, int n, long r0, long r1, float *out) { \
         gemm2_rows_of(TYPE, w, a, ar, n, r0, r1, out);                                                               \
     }
-GEMM2_ROWS(rows2_q8_0, GGML_TYPE_Q8_0)
 GEMM2_ROWS(rows2_q4_1, GGML_TYPE_Q4_1)
 GEMM2_ROWS(rows2_q4_0, GGML_TYPE_Q4_0)
 GEMM2_ROWS(rows2_q5_0, GGML_TYPE_Q5_0)
@@ -522,7 +471,6 @@ void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size
     const char *a = act;
     if (level == CPU_LEVEL_AVX2) {
         switch (w->type) {
-        case GGML_TYPE_Q8_0: rows2_q8_0(w, a, act_row, n_tokens, r0, r1, out); break;
         case GGML_TYPE_Q4_1: rows2_q4_1(w, a, act_row, n_tokens, r0, r1, out); break;
         case GGML_TYPE_Q4_0: rows2_q4_0(w, a, act_row, n_tokens, r0, r1, out); break;
         case GGML_TYPE_Q5_0: rows2_q5_0(w, a, act_row, n_tokens, r0, r1, out); break;
@@ -532,7 +480,6 @@ void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size
         return;
     }
     switch (w->type) {
-    case GGML_TYPE_Q8_0: rows_q8_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q4_1: rows_q4_1(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q4_0: rows_q4_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q5_0: rows_q5_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;

@@ -3,6 +3,7 @@
  * Each block's integer dot product is exact; only the fp32 accumulation order
  * differs from the scalar twins in matmul.c. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "quant/matmul_kernels.h"
 
@@ -41,17 +42,25 @@ AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, con
     return hsum256(acc) + summs;
 }
 
+/* Q8_0: the exact int32 sum of each block, then acc = fmaf(d_w * d_a, sum, acc)
+ * in block order, the numerics of matmul_pack.h (the same bits at every level). */
+AVX2_TARGET static inline int32_t hsum_epi32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
 AVX2_TARGET float mm_dot_q8_0_q8_0_avx2(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < n / MM_QK; b++) {
         __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs);
         __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw)), ones);
-        __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)hsum_epi32_256(p), acc);
     }
-    return hsum256(acc);
+    return acc;
 }
 
 AVX2_TARGET float mm_dot_f32_avx2(int64_t n, const float *w, const float *a) {
@@ -89,25 +98,7 @@ AVX512_TARGET float mm_dot_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w,
 }
 
 AVX512_TARGET float mm_dot_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
-    int64_t nb = n / MM_QK, b = 0;
-    __m512 acc = _mm512_setzero_ps();
-    const __m512i zero = _mm512_setzero_si512();
-    for (; b + 2 <= nb; b += 2) {
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
-                                        _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
-        __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[b].qs)),
-                                        _mm256_loadu_si256((const __m256i *)a[b + 1].qs), 1);
-        /* |w| as unsigned, a negated where w < 0: the products keep their sign */
-        __mmask64 neg = _mm512_movepi8_mask(qw);
-        __m512i aw = _mm512_mask_sub_epi8(qa, neg, zero, qa);
-        __m512i p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), aw);
-        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(h2f(w[b].d) * h2f(a[b].d)),
-                                        _mm512_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
-    }
-    float s = _mm512_reduce_add_ps(acc);
-    if (b < nb) s += mm_dot_q8_0_q8_0_avx2(MM_QK, w + b, a + b);
-    return s;
+    return mm_dot_q8_0_q8_0_avx2(n, w, a);
 }
 
 AVX512_TARGET float mm_dot_f32_avx512(int64_t n, const float *w, const float *a) {
@@ -149,33 +140,6 @@ AVX512_TARGET void mm_dot4_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w,
         float s = _mm512_reduce_add_ps(acc[t]);
         if (b < nb) s += mm_dot_q4_1_q8_1_avx2(MM_QK, w + b, a[t] + b);
         out[t] = s + summs[t];
-    }
-}
-
-AVX512_TARGET void mm_dot4_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *const *a,
-                                            float *out) {
-    int64_t nb = n / MM_QK, b = 0;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    const __m512i zero = _mm512_setzero_si512();
-    for (; b + 2 <= nb; b += 2) {
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
-                                        _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
-        __mmask64 neg = _mm512_movepi8_mask(qw);
-        __m512i aw_abs = _mm512_abs_epi8(qw);
-        float dw0 = h2f(w[b].d), dw1 = h2f(w[b + 1].d);
-        for (int t = 0; t < 4; t++) {
-            const mm_block_q8_0_t *x = a[t];
-            __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
-                                            _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
-            __m512i pr = _mm512_dpbusd_epi32(zero, aw_abs, _mm512_mask_sub_epi8(qa, neg, zero, qa));
-            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dw0 * h2f(x[b].d)), _mm512_set1_ps(dw1 * h2f(x[b + 1].d)));
-            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(pr), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++) {
-        float s = _mm512_reduce_add_ps(acc[t]);
-        if (b < nb) s += mm_dot_q8_0_q8_0_avx2(MM_QK, w + b, a[t] + b);
-        out[t] = s;
     }
 }
 

@@ -14,6 +14,7 @@
 #include "quant/matmul_ext.h"
 #include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
+#include "quant/matmul_pack.h"
 #include "quant/quantize.h"
 #include "quant/types.h"
 #include "tl_test.h"
@@ -213,11 +214,14 @@ TEST(quantizers_simd_bytes_equal_scalar) {
 
 TEST(gemm_dispatch_rules) {
     cpu_level_t best = cpu_detect_level();
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 1, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, CPU_LEVEL_AVX512));
-    CHECK(mm_gemm_supports(GGML_TYPE_Q8_0, 32, 8, CPU_LEVEL_AVX2));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 576, 1, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 32, 8, CPU_LEVEL_AVX512));
+    CHECK(mm_gemm_supports(GGML_TYPE_Q4_0, 32, 8, CPU_LEVEL_AVX2));
     CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_SCALAR));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 576, 8, CPU_LEVEL_SCALAR));
+    /* Q8_0 has its own packed kernels (matmul_pack.h, test_pack.c) */
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_AVX512));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_AVX2));
     CHECK_EQ_INT(mm_gemm_panel_bytes(32, 8), 0);
     CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + mm_gemm_panel_bytes(576, 64));
 }
@@ -281,8 +285,8 @@ TEST(matmul_forward_n_equals_single_calls) {
     for (int p = 0; p < 3; p++) threadpool_free(pools[p]);
 }
 
-/* The AMX path (mm_env_t.amx, Q8_0, n_out a multiple of 16) equals its
- * definition mm_amx_dot_ref bit for bit for every token count and thread
+/* The AMX path (mm_env_t.amx, Q8_0, n_out a multiple of 16) equals the Q8_0
+ * definition mm_pack_dot_ref (the default kernels' numerics) bit for bit for every token count and thread
  * count; weights it does not take (n_out 20) keep the default kernels. */
 TEST(amx_equals_definition) {
     if (!mm_amx_available()) {
@@ -316,7 +320,7 @@ TEST(amx_equals_definition) {
                 CHECK(matmul_forward(out, x, &w, n_tok, &env, &err) == 0);
                 for (int t = 0; t < n_tok; t++)
                     for (int64_t r = 0; r < n_out; r++) {
-                        float want = mm_amx_dot_ref(n_in, (const mm_block_q8_0_t *)(wq + r * rb), act + t * (n_in / MM_QK));
+                        float want = mm_pack_dot_ref(n_in, (const mm_block_q8_0_t *)(wq + r * rb), act + t * (n_in / MM_QK));
                         if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
                             printf("  amx n_in %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n", (long long)n_in,
                                    n_tok, p + 1, t, (long long)r, out[t * n_out + r], want);
