@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/vexp.h"
 #include "quant/matmul.h"
 #include "quant/types.h"
 
@@ -39,21 +40,73 @@ void rope_forward(float *x, int n_heads, int head_dim, int n_rot, const float *c
     }
 }
 
+static cpu_level_t level_once(void) {
+    static int level = -1;
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = (int)cpu_detect_level();
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return (cpu_level_t)l;
+}
+
+/* x[i] = vexp(x[i] - mx), the same bits at every level. */
+VEXP_AVX512 static void exp_shift_avx512(float *x, int n, float mx) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, vexp_512(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(mx))));
+    for (; i < n; i++) x[i] = vexp_ref(x[i] - mx);
+}
+
+VEXP_AVX2 static void exp_shift_avx2(float *x, int n, float mx) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, vexp_256(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(mx))));
+    for (; i < n; i++) x[i] = vexp_ref(x[i] - mx);
+}
+
 void softmax_forward(float *x, int n) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (x[i] > mx) mx = x[i];
+    cpu_level_t lv = level_once();
+    if (lv == CPU_LEVEL_AVX512) exp_shift_avx512(x, n, mx);
+    else if (lv == CPU_LEVEL_AVX2) exp_shift_avx2(x, n, mx);
+    else
+        for (int i = 0; i < n; i++) x[i] = vexp_ref(x[i] - mx);
     double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
+    for (int i = 0; i < n; i++) sum += x[i];
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* g / (1 + exp(-g)) * u: a division and a product after the shared exponential. */
+VEXP_AVX512 static void swiglu_avx512(float *g, const float *u, int n) {
+    int i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 e = vexp_512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + vexp_ref(-g[i])) * u[i];
+}
+
+VEXP_AVX2 static void swiglu_avx2(float *g, const float *u, int n) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 e = vexp_256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + vexp_ref(-g[i])) * u[i];
+}
+
 void swiglu_forward(float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    cpu_level_t lv = level_once();
+    if (lv == CPU_LEVEL_AVX512) swiglu_avx512(g, u, n);
+    else if (lv == CPU_LEVEL_AVX2) swiglu_avx2(g, u, n);
+    else
+        for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + vexp_ref(-g[i])) * u[i];
 }
 
 #define K512 __attribute__((target("avx512f,avx512vl,f16c")))

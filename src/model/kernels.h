@@ -25,10 +25,12 @@ void rope_table(float *cs, int pos, int n_rot, float freq_base);
  * neox = false: adjacent pairs (x[2i], x[2i+1]) (llama); true: (x[i], x[i+n_rot/2]). */
 void rope_forward(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
 
-/* In-place softmax of n floats (max-subtracted, sum in double). */
+/* In-place softmax of n floats (max-subtracted, exponential of model/vexp.h,
+ * sum in double; the same bits at every CPU level). */
 void softmax_forward(float *x, int n);
 
-/* g[i] = silu(g[i]) * u[i]. */
+/* g[i] = silu(g[i]) * u[i] = g / (1 + vexp(-g)) * u (model/vexp.h; the same
+ * bits at every CPU level). */
 void swiglu_forward(float *g, const float *u, int n);
 
 /* One head of causal attention for a query at position n_kv - 1:

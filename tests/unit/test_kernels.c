@@ -8,6 +8,7 @@
 #include "core/cpu.h"
 #include "core/threadpool.h"
 #include "model/kernels.h"
+#include "model/vexp.h"
 #include "quant/matmul.h"
 #include "quant/types.h"
 #include "tl_test.h"
@@ -280,6 +281,65 @@ TEST(softmax_and_swiglu) {
     CHECK_NEAR(g[2], 3 / (1 + exp(-3.0)) * -2, 1e-5);
 }
 
+static double ulp_of(float v) {
+    float a = fabsf(v);
+    return (double)nextafterf(a, INFINITY) - (double)a;
+}
+
+VEXP_AVX2 static void vexp_all_256(const float *x, float *y, int n) {
+    for (int i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, vexp_256(_mm256_loadu_ps(x + i)));
+}
+VEXP_AVX512 static void vexp_all_512(const float *x, float *y, int n) {
+    for (int i = 0; i < n; i += 16) _mm512_storeu_ps(y + i, vexp_512(_mm512_loadu_ps(x + i)));
+}
+
+/* vexp_ref within 2 ulp of exp over the range it does not clamp; the AVX2 and
+ * AVX-512 forms give its bits for ordinary and edge inputs (NaN, infinities,
+ * clamped extremes, results in the subnormal range); swiglu_forward and
+ * softmax_forward (which take the CPU's best level) give the scalar formula's bits. */
+TEST(vexp_accuracy_and_levels_agree) {
+    enum { N = 4096 };
+    static float x[N], ref[N], got[N];
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(-87.0 + 175.0 * urand());
+        if (i < 64) x[i] = (float)(urand() * 2 - 1) * 1e-3f;
+        double e = exp((double)x[i]);
+        double err = fabs((double)vexp_ref(x[i]) - e) / ulp_of((float)e);
+        if (err > worst) worst = err;
+    }
+    CHECK(worst <= 2.0);
+    const float edge[16] = {NAN, INFINITY, -INFINITY, 1000.0f, -1000.0f, 88.5f, -87.5f, -87.0f,
+                            88.3f, 0.0f, -0.0f, 1e-30f, -1e-30f, 0.5f, -0.34657359f, 0.34657359f};
+    for (int i = 0; i < 16; i++) x[i] = edge[i];
+    for (int i = 0; i < N; i++) ref[i] = vexp_ref(x[i]);
+    CHECK(isnan(ref[0]) && ref[1] > 1e38f && ref[2] >= 0 && ref[2] < 1e-37f && ref[9] == 1.0f);
+    if (cpu_detect_level() >= CPU_LEVEL_AVX2) {
+        vexp_all_256(x, got, N);
+        CHECK(memcmp(got, ref, sizeof ref) == 0);
+    }
+    if (cpu_detect_level() >= CPU_LEVEL_AVX512) {
+        vexp_all_512(x, got, N);
+        CHECK(memcmp(got, ref, sizeof ref) == 0);
+    }
+    /* swiglu: 37 elements (a SIMD body and a tail) */
+    float g[37], u[37], want[37];
+    for (int i = 0; i < 37; i++) {
+        g[i] = (float)(urand() * 20 - 10), u[i] = (float)(urand() * 4 - 2);
+        want[i] = g[i] / (1.0f + vexp_ref(-g[i])) * u[i];
+    }
+    swiglu_forward(g, u, 37);
+    CHECK(memcmp(g, want, sizeof want) == 0);
+    float s[37];
+    double sum = 0;
+    float mx = -INFINITY;
+    for (int i = 0; i < 37; i++) s[i] = (float)(urand() * 30 - 15), mx = s[i] > mx ? s[i] : mx;
+    for (int i = 0; i < 37; i++) want[i] = vexp_ref(s[i] - mx), sum += want[i];
+    for (int i = 0; i < 37; i++) want[i] *= (float)(1.0 / sum);
+    softmax_forward(s, 37);
+    CHECK(memcmp(s, want, sizeof want) == 0);
+}
+
 TEST(attention_vs_naive) {
     int hd = 8, n_kv = 6;
     long stride = 24; /* rows interleave three kv heads */
@@ -396,6 +456,7 @@ int main(void) {
     RUN(rmsnorm_vs_naive);
     RUN(rope_vs_naive);
     RUN(softmax_and_swiglu);
+    RUN(vexp_accuracy_and_levels_agree);
     RUN(attention_vs_naive);
     RUN(round_fp16_all_levels);
     RUN(attention_v_sum_all_levels);
