@@ -81,60 +81,96 @@ static int32_t load4(const void *p) {
     return v;
 }
 
-/* ---- AVX-512: one group of 16 rows by T tokens (1..8) ---- */
+/* ---- AVX-512: G groups of 16 rows (1 or 2) by T tokens (1..8) ---- */
 
-P512 P_INLINE void tile512(const int T, const uint8_t *gp, int64_t nb, const char *act, size_t act_row,
-                           const mm_pack_side_t *side, long t0, float *out, int64_t n_out, long r0, __mmask16 m) {
-    __m512 acc[8];
+P512 P_INLINE void tile512(const int G, const int T, const uint8_t *gp, size_t gstride, int64_t nb, const char *act,
+                           size_t act_row, const mm_pack_side_t *side, long t0, float *out, int64_t n_out, long r0,
+                           __mmask16 m0, __mmask16 m1) {
+    __m512 acc[2][8];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
     const char *a0 = act + (size_t)t0 * act_row + 2; /* the first block's int8 values */
     const mm_pack_side_t *s0 = side + (size_t)t0 * (size_t)nb;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = gp + (size_t)b * MM_PACK_BLOCK_BYTES;
-        __m512i is[8];
+        __m512i is[2][8];
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) is[t] = _mm512_set1_epi32(s0[(size_t)t * nb + b].c);
+        for (int t = 0; t < T; t++) {
+            __m512i c = _mm512_set1_epi32(s0[(size_t)t * nb + b].c);
+#pragma GCC unroll 2
+            for (int g = 0; g < G; g++) is[g][t] = c;
+        }
         const char *ab = a0 + (size_t)b * sizeof(mm_block_q8_0_t);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
-            __m512i wk = _mm512_load_si512((const void *)(blk + 64 + 64 * k));
+            __m512i wk[2];
+#pragma GCC unroll 2
+            for (int g = 0; g < G; g++) wk[g] = _mm512_load_si512((const void *)(blk + (size_t)g * gstride + 64 + 64 * k));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512i av = _mm512_set1_epi32(load4(ab + (size_t)t * act_row + 4 * k));
+#pragma GCC unroll 2
+                for (int g = 0; g < G; g++) is[g][t] = _mm512_dpbusd_epi32(is[g][t], wk[g], av);
+            }
+        }
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++) {
+            __m512 dw = _mm512_load_ps((const void *)(blk + (size_t)g * gstride));
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++)
-                is[t] = _mm512_dpbusd_epi32(is[t], wk, _mm512_set1_epi32(load4(ab + (size_t)t * act_row + 4 * k)));
+                acc[g][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(s0[(size_t)t * nb + b].d)),
+                                            _mm512_cvtepi32_ps(is[g][t]), acc[g][t]);
         }
-        __m512 dw = _mm512_load_ps((const void *)blk);
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(s0[(size_t)t * nb + b].d)),
-                                     _mm512_cvtepi32_ps(is[t]), acc[t]);
+            _mm512_mask_storeu_ps(out + (size_t)(t0 + t) * (size_t)n_out + r0 + 16 * g, g ? m1 : m0, acc[g][t]);
+}
+
+#ifndef PACK_T2
+#define PACK_T2 6 /* tokens per tile of two groups (bench_gemm: 4 to 6 within noise at 20 tokens, 6 best at 64) */
+#endif
+#ifndef PACK_T1
+#define PACK_T1 8 /* tokens per tile of one group */
+#endif
+
+/* Two groups (G = 2) or one by every token: full tiles, then the last tokens as one smaller tile. */
+P512 P_INLINE void tokens512(const int G, const uint8_t *gp, size_t gstride, int64_t nb, const char *act, size_t act_row,
+                             const mm_pack_side_t *side, int n_tokens, float *out, int64_t n_out, long r0,
+                             __mmask16 m0, __mmask16 m1) {
+    const int TT = G == 2 ? PACK_T2 : PACK_T1;
+    long t = 0;
+    for (; t + TT <= n_tokens; t += TT) tile512(G, TT, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1);
+    switch (n_tokens - t) {
+#define TAIL(N) \
+    case N: tile512(G, N, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1); break;
+    TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7)
+#undef TAIL
+    default: break;
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + (size_t)(t0 + t) * (size_t)n_out + r0, m, acc[t]);
 }
 
 P512 static void rows512(const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
                          int n_tokens, long g0, long g1, float *out) {
     int64_t nb = w->n_in / MM_QK;
-    for (long g = g0; g < g1; g++) {
-        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * (size_t)nb * MM_PACK_BLOCK_BYTES;
+    size_t gstride = (size_t)nb * MM_PACK_BLOCK_BYTES;
+    for (long g = g0; g < g1;) {
+        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * gstride;
         long r0 = g * MM_PACK_ROWS;
-        long nr = w->n_out - r0 < MM_PACK_ROWS ? (long)(w->n_out - r0) : MM_PACK_ROWS;
-        __mmask16 m = (__mmask16)((1u << nr) - 1u);
-        long t = 0;
-#ifndef PACK_T
-#define PACK_T 8
-#endif
-        for (; t + PACK_T <= n_tokens; t += PACK_T) tile512(PACK_T, gp, nb, act, act_row, side, t, out, w->n_out, r0, m);
-        switch (n_tokens - t) {
-        case 1: tile512(1, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 2: tile512(2, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 3: tile512(3, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 4: tile512(4, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 5: tile512(5, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 6: tile512(6, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        case 7: tile512(7, gp, nb, act, act_row, side, t, out, w->n_out, r0, m); break;
-        default: break;
+        long nr = w->n_out - r0;
+        __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
+        if (g + 1 < g1) {
+            long nr1 = nr - 16;
+            __mmask16 m1 = nr1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr1) - 1u);
+            tokens512(2, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, m1);
+            g += 2;
+        } else {
+            tokens512(1, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, 0);
+            g += 1;
         }
     }
 }
