@@ -230,13 +230,14 @@ static void quantize_pack_amx_range(void *ctx, int ith, long g0, long g1) {
     mm_amx_pack(j->w->n_in, j->act, j->act_row, j->n_tokens, g0, g1, j->panel);
 }
 
-/* Q8_0 for packed weights: quantize tokens [t0, t1) and their side rows. */
+/* Packed weights: quantize tokens [t0, t1) and their side rows. */
 static void quantize_side_range(void *ctx, int ith, long t0, long t1) {
     mm_job_t *j = ctx;
     quantize_rows(j, t0, t1);
     int64_t nb = j->w->n_in / MM_QK;
     for (long t = t0; t < t1; t++)
-        mm_pack_side((const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), nb, j->side + t * nb);
+        mm_pack_side((const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), nb, mm_pack_offset(j->w->type),
+                     j->side + t * nb);
 }
 
 enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX, KIND_PACK };
@@ -285,12 +286,12 @@ static void run_rows(mm_job_t *j, int kind, const mm_env_t *env) {
     threadpool_for(env->pool, n, grain_of(n, env), fn, j);
 }
 
-/* All weights Q8_0 with a packed copy, at a level with packed kernels (the
- * plain rows give the same bits, only slower). */
-static bool packed_q8_0(const mm_weight_t *const *ws, int nw, cpu_level_t level) {
+/* All weights (of one type) with a packed copy, at a level with packed
+ * kernels (the plain rows give the same bits, only slower). */
+static bool packed_all(const mm_weight_t *const *ws, int nw, cpu_level_t level) {
     if (level == CPU_LEVEL_SCALAR) return false;
     for (int k = 0; k < nw; k++)
-        if (ws[k]->type != GGML_TYPE_Q8_0 || !ws[k]->pack) return false;
+        if (!ws[k]->pack) return false;
     return true;
 }
 
@@ -325,7 +326,7 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
         threadpool_for(env->pool, (n_tokens + MM_AMX_TOKENS - 1) / MM_AMX_TOKENS, 1, quantize_pack_amx_range, &j);
         kind = KIND_AMX;
         j.unit = MM_AMX_ROWS;
-    } else if (packed_q8_0(ws, nw, env->level)) {
+    } else if (packed_all(ws, nw, env->level)) {
         int64_t nb = w->n_in / MM_QK;
         j.act_row = (size_t)nb * sizeof(mm_block_q8_0_t);
         size_t act_bytes = round64(j.act_row * (size_t)n_tokens);

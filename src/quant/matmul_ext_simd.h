@@ -5,6 +5,7 @@
 #define TL_QUANT_MATMUL_EXT_SIMD_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "quant/matmul_ext.h"
@@ -83,6 +84,29 @@ EXT_AVX2 static inline __m256i ext_load_q8(const mm_block_q8_0_t *a) {
         float s = _mm512_reduce_add_ps(acc);                                                                   \
         if (b < nb) s += NAME##_avx2(MM_QK, w + b, a + b);                                                     \
         return s;                                                                                              \
+    }
+
+/* The same, with the numerics of matmul_pack.h (Q4_0, IQ4_NL): each block's
+ * exact int32 sum, then acc = fmaf(d_w * d_a, sum, acc) in block order; both
+ * levels give the scalar reference's bits. */
+EXT_AVX2 static inline int32_t ext_hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+#define EXT_DEFINE_DOTS_EXACT(NAME, BLOCK_T, EXPAND)                                                           \
+    EXT_AVX2 static float NAME##_avx2(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {              \
+        float acc = 0.0f;                                                                                      \
+        for (int64_t b = 0; b < n / MM_QK; b++) {                                                              \
+            int32_t s = ext_hsum_epi32(ext_dot_i8_avx2(EXPAND(&w[b]), ext_load_q8(&a[b])));                    \
+            acc = fmaf(ext_h2f(w[b].d) * ext_h2f(a[b].d), (float)s, acc);                                      \
+        }                                                                                                      \
+        return acc;                                                                                            \
+    }                                                                                                          \
+    EXT_AVX512 static float NAME##_avx512(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {          \
+        return NAME##_avx2(n, w, a);                                                                           \
     }
 
 #endif

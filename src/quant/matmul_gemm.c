@@ -1,5 +1,6 @@
-/* Tiled AVX-512 VNNI matrix-matrix kernels for Q4_1, Q4_0, Q5_0 and IQ4_NL
- * weights (Q8_0 has its own packed kernels, matmul_pack.h) (see matmul_gemm.h for the panel and the exactness argument). */
+/* Tiled AVX-512 VNNI matrix-matrix kernels for Q4_1 and Q5_0 weights (see
+ * matmul_gemm.h for the panel and the exactness argument; Q8_0, Q4_0 and
+ * IQ4_NL have their own packed kernels, matmul_pack.h). */
 #include "quant/matmul_gemm.h"
 
 #include <immintrin.h>
@@ -32,14 +33,12 @@ typedef struct {
 static int weight_offset(uint32_t type) {
     switch (type) {
     case GGML_TYPE_Q4_1: return 0;
-    case GGML_TYPE_Q4_0: return 8;
-    case GGML_TYPE_Q5_0: return 16;
-    default: return 128; /* IQ4_NL */
+    default: return 16; /* Q5_0 */
     }
 }
 
 bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level) {
-    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q5_0 || type == GGML_TYPE_IQ4_NL;
+    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_0;
     if (level == CPU_LEVEL_AVX2) return t && n_tokens > 1 && n_in >= MM_QK;
     return t && level == CPU_LEVEL_AVX512 && n_tokens > 1 && n_in >= 2 * MM_QK;
 }
@@ -129,22 +128,13 @@ G512 G_INLINE void expand_pair(const uint32_t type, const uint8_t *w, int64_t b,
                                     _mm512_castps256_ps512(f));
         *m0 = _mm256_permutexvar_ps(_mm256_set1_epi32(1), f);
         *m1 = _mm256_permutexvar_ps(_mm256_set1_epi32(3), f);
-    } else if (type == GGML_TYPE_Q4_0) {
-        const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
-        *wq = nibble_pair(x[0].qs, x[1].qs);
-        *dw = scales_of(x[0].d, x[1].d);
-    } else if (type == GGML_TYPE_Q5_0) {
+    } else { /* Q5_0 */
         const mm_block_q5_0_t *x = (const mm_block_q5_0_t *)w + b;
         uint32_t h0, h1;
         memcpy(&h0, x[0].qh, 4);
         memcpy(&h1, x[1].qh, 4);
         __mmask64 hb = (__mmask64)h0 | (__mmask64)h1 << 32;
         *wq = _mm512_or_si512(nibble_pair(x[0].qs, x[1].qs), _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10)));
-        *dw = scales_of(x[0].d, x[1].d);
-    } else { /* IQ4_NL: the levels + 128 */
-        const mm_block_iq4_nl_t *x = (const mm_block_iq4_nl_t *)w + b;
-        __m128i lv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)mm_iq4_nl_levels), _mm_set1_epi8((char)0x80));
-        *wq = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), nibble_pair(x[0].qs, x[1].qs));
         *dw = scales_of(x[0].d, x[1].d);
     }
 }
@@ -340,19 +330,10 @@ G512 static void rows_q4_1(const mm_weight_t *w, const gemm_pair_t *pn, const ch
                            float *out) {
     gemm_rows_of(GGML_TYPE_Q4_1, 2, 8, w, pn, a, ar, n, r0, r1, out);
 }
-G512 static void rows_q4_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
-                           float *out) {
-    gemm_rows_of(GGML_TYPE_Q4_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
-}
 G512 static void rows_q5_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {
     gemm_rows_of(GGML_TYPE_Q5_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
 }
-G512 static void rows_iq4_nl(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0,
-                             long r1, float *out) {
-    gemm_rows_of(GGML_TYPE_IQ4_NL, 4, 4, w, pn, a, ar, n, r0, r1, out);
-}
-
 /* ---- AVX2: one block per register, the activation rows read in place ----
  *
  * The AVX2 single-row kernels compute each block as 8 int32 lanes with
@@ -368,20 +349,11 @@ EXT_AVX2 G_INLINE __m256i expand_block_avx2(const uint32_t type, const uint8_t *
         *dw = ext_h2f(x->d);
         *m = ext_h2f(x->m);
         return ext_nibbles(x->qs);
-    } else if (type == GGML_TYPE_Q4_0) {
-        const mm_block_q4_0_t *x = (const mm_block_q4_0_t *)w + b;
-        *dw = ext_h2f(x->d);
-        return _mm256_sub_epi8(ext_nibbles(x->qs), _mm256_set1_epi8(8));
-    } else if (type == GGML_TYPE_Q5_0) {
+    } else { /* Q5_0 */
         const mm_block_q5_0_t *x = (const mm_block_q5_0_t *)w + b;
         *dw = ext_h2f(x->d);
         __m256i hi = _mm256_and_si256(ext_bits_to_bytes(x->qh), _mm256_set1_epi8(0x10));
         return _mm256_sub_epi8(_mm256_or_si256(ext_nibbles(x->qs), hi), _mm256_set1_epi8(16));
-    } else {
-        const mm_block_iq4_nl_t *x = (const mm_block_iq4_nl_t *)w + b;
-        *dw = ext_h2f(x->d);
-        __m128i t = _mm_loadu_si128((const __m128i *)mm_iq4_nl_levels);
-        return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), ext_nibbles(x->qs));
     }
 }
 
@@ -461,9 +433,7 @@ EXT_AVX2 G_INLINE void gemm2_rows_of(const uint32_t type, const mm_weight_t *w, 
         gemm2_rows_of(TYPE, w, a, ar, n, r0, r1, out);                                                               \
     }
 GEMM2_ROWS(rows2_q4_1, GGML_TYPE_Q4_1)
-GEMM2_ROWS(rows2_q4_0, GGML_TYPE_Q4_0)
 GEMM2_ROWS(rows2_q5_0, GGML_TYPE_Q5_0)
-GEMM2_ROWS(rows2_iq4_nl, GGML_TYPE_IQ4_NL)
 
 void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
                   long r1, float *out, cpu_level_t level) {
@@ -472,18 +442,14 @@ void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size
     if (level == CPU_LEVEL_AVX2) {
         switch (w->type) {
         case GGML_TYPE_Q4_1: rows2_q4_1(w, a, act_row, n_tokens, r0, r1, out); break;
-        case GGML_TYPE_Q4_0: rows2_q4_0(w, a, act_row, n_tokens, r0, r1, out); break;
         case GGML_TYPE_Q5_0: rows2_q5_0(w, a, act_row, n_tokens, r0, r1, out); break;
-        case GGML_TYPE_IQ4_NL: rows2_iq4_nl(w, a, act_row, n_tokens, r0, r1, out); break;
         default: break;
         }
         return;
     }
     switch (w->type) {
     case GGML_TYPE_Q4_1: rows_q4_1(w, pn, a, act_row, n_tokens, r0, r1, out); break;
-    case GGML_TYPE_Q4_0: rows_q4_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q5_0: rows_q5_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
-    case GGML_TYPE_IQ4_NL: rows_iq4_nl(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     default: break;
     }
 }

@@ -8,8 +8,8 @@
  * each weight block pair once for all T tokens and loading each token's block
  * pair once for all R rows.
  *
- * Weights are widened to unsigned bytes w + K (K = 0 for Q4_1 nibbles, 8 for
- * Q4_0, 16 for Q5_0, 128 for IQ4_NL levels) and multiplied with
+ * Weights (Q4_1, Q5_0) are widened to unsigned bytes w + K (K = 0 for Q4_1
+ * nibbles, 16 for Q5_0) and multiplied with
  * vpdpbusd; the packed correction -K * (sum of the lane's four activations)
  * makes every 32-bit lane hold exactly the integer the single-row kernel
  * computes for it. The fp32 operations per (row, token) are then those of the

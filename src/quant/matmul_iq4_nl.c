@@ -6,17 +6,18 @@
 
 const int8_t mm_iq4_nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
+/* The numerics of matmul_pack.h: exact block sums, one fused multiply-add per block. */
 static float dot_iq4_nl_ref(int64_t n, const mm_block_iq4_nl_t *w, const mm_block_q8_0_t *a) {
-    float sumf = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < n / MM_QK; b++) {
         int sumi = 0;
         for (int j = 0; j < MM_QK / 2; j++) {
             sumi += mm_iq4_nl_levels[w[b].qs[j] & 0x0f] * a[b].qs[j];
             sumi += mm_iq4_nl_levels[w[b].qs[j] >> 4] * a[b].qs[j + MM_QK / 2];
         }
-        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
+        acc = fmaf(mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d), (float)sumi, acc);
     }
-    return sumf;
+    return acc;
 }
 
 EXT_AVX2 static inline __m256i expand_iq4_nl(const mm_block_iq4_nl_t *b) {
@@ -24,7 +25,7 @@ EXT_AVX2 static inline __m256i expand_iq4_nl(const mm_block_iq4_nl_t *b) {
     return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), ext_nibbles(b->qs));
 }
 
-EXT_DEFINE_DOTS(dot_iq4_nl, mm_block_iq4_nl_t, expand_iq4_nl)
+EXT_DEFINE_DOTS_EXACT(dot_iq4_nl, mm_block_iq4_nl_t, expand_iq4_nl)
 
 float matmul_dot_iq4_nl_q8_0(int64_t n, const mm_block_iq4_nl_t *w, const mm_block_q8_0_t *a, cpu_level_t level) {
     switch (level) {

@@ -1,4 +1,4 @@
-/* Q8_0 x16 packed weights and their kernels (see matmul_pack.h). */
+/* Packed weights (Q8_0, Q4_0, IQ4_NL in row groups of 16) and their kernels (see matmul_pack.h). */
 #include "quant/matmul_pack.h"
 
 #include <immintrin.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/matmul_ext.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
@@ -13,35 +14,76 @@
 #define P256 __attribute__((target("avx2,fma,f16c")))
 #define P_INLINE static inline __attribute__((always_inline))
 
-bool mm_pack_supports(const mm_weight_t *w) {
-    return w->type == GGML_TYPE_Q8_0 && w->n_in >= MM_QK && w->n_in % MM_QK == 0 && w->n_out > 0;
+/* Formats: 0 Q8_0 (bytes w + 128), 1 Q4_0 (nibbles, value nibble - 8),
+ * 2 IQ4_NL (nibbles, value = level[nibble]). */
+enum { F_Q8 = 0, F_Q4_0 = 1, F_IQ4 = 2 };
+
+static int format_of(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_Q8_0: return F_Q8;
+    case GGML_TYPE_Q4_0: return F_Q4_0;
+    case GGML_TYPE_IQ4_NL: return F_IQ4;
+    default: return -1;
+    }
 }
+
+static size_t block_bytes(int f) { return f == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4; }
+
+bool mm_pack_supports(const mm_weight_t *w) {
+    return format_of(w->type) >= 0 && w->n_in >= MM_QK && w->n_in % MM_QK == 0 && w->n_out > 0;
+}
+
+int32_t mm_pack_offset(uint32_t type) { return type == GGML_TYPE_Q4_0 ? 8 : 128; }
 
 static long n_groups(const mm_weight_t *w) { return (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS); }
 
 size_t mm_pack_bytes(const mm_weight_t *w) {
-    return (size_t)n_groups(w) * (size_t)(w->n_in / MM_QK) * MM_PACK_BLOCK_BYTES;
+    return (size_t)n_groups(w) * (size_t)(w->n_in / MM_QK) * block_bytes(format_of(w->type));
 }
+
+/* Element e (0..31) of a 4-bit block's 16 nibble bytes. */
+static unsigned nib(const uint8_t *qs, int e) { return e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4; }
 
 void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
     int64_t nb = w->n_in / MM_QK;
+    int f = format_of(w->type);
+    size_t bb = block_bytes(f);
     for (long g = g0; g < g1; g++) {
-        uint8_t *gp = (uint8_t *)dst + (size_t)g * (size_t)nb * MM_PACK_BLOCK_BYTES;
+        uint8_t *gp = (uint8_t *)dst + (size_t)g * (size_t)nb * bb;
         for (int64_t b = 0; b < nb; b++) {
-            uint8_t *blk = gp + (size_t)b * MM_PACK_BLOCK_BYTES;
+            uint8_t *blk = gp + (size_t)b * bb;
             float d[MM_PACK_ROWS];
             uint8_t *q = blk + 64;
             for (int i = 0; i < MM_PACK_ROWS; i++) {
                 int64_t r = (int64_t)g * MM_PACK_ROWS + i;
-                if (r >= w->n_out) {
-                    d[i] = 0.0f;
-                    for (int k = 0; k < 8; k++) memset(q + 64 * k + 4 * i, 128, 4);
-                    continue;
+                const uint8_t *x = r < w->n_out ? (const uint8_t *)w->data + (size_t)r * w->row_bytes : NULL;
+                uint16_t dh = 0;
+                if (f == F_Q8) {
+                    const mm_block_q8_0_t *xb = x ? (const mm_block_q8_0_t *)x + b : NULL;
+                    if (xb) dh = xb->d;
+                    for (int k = 0; k < 8; k++) {
+                        uint32_t v = 0x80808080u; /* rows past n_out: value 0 */
+                        if (xb) {
+                            memcpy(&v, xb->qs + 4 * k, 4);
+                            v ^= 0x80808080u; /* w + 128 */
+                        }
+                        memcpy(q + 64 * k + 4 * i, &v, 4);
+                    }
+                } else {
+                    /* chunk kk, byte 4i + j: low nibble element 8kk + j, high nibble element 8kk + 4 + j;
+                     * rows past n_out: the nibble of value 0 (Q4_0: 8; IQ4_NL has no 0 level, the scale is 0) */
+                    const uint8_t *qs = NULL;
+                    if (x) {
+                        const uint8_t *xb = x + (size_t)b * (2 + MM_QK / 2);
+                        memcpy(&dh, xb, 2);
+                        qs = xb + 2;
+                    }
+                    for (int kk = 0; kk < 4; kk++)
+                        for (int j = 0; j < 4; j++)
+                            q[64 * kk + 4 * i + j] = qs ? (uint8_t)(nib(qs, 8 * kk + j) | nib(qs, 8 * kk + 4 + j) << 4)
+                                                        : (f == F_Q4_0 ? 0x88 : 0x00);
                 }
-                const mm_block_q8_0_t *x = (const mm_block_q8_0_t *)((const char *)w->data + (size_t)r * w->row_bytes) + b;
-                d[i] = mm_fp16_to_fp32(x->d);
-                for (int k = 0; k < 8; k++)
-                    for (int j = 0; j < 4; j++) q[64 * k + 4 * i + j] = (uint8_t)(x->qs[4 * k + j] + 128);
+                d[i] = x ? mm_fp16_to_fp32(dh) : 0.0f;
             }
             memcpy(blk, d, sizeof d);
         }
@@ -55,12 +97,12 @@ void *mm_pack_alloc(const mm_weight_t *w) {
     return dst;
 }
 
-void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, mm_pack_side_t *side) {
+void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, int32_t offset, mm_pack_side_t *side) {
     for (int64_t b = 0; b < nb; b++) {
         int32_t s = 0;
         for (int j = 0; j < MM_QK; j++) s += a[b].qs[j];
         side[b].d = mm_fp16_to_fp32(a[b].d);
-        side[b].c = -128 * s;
+        side[b].c = -offset * s;
     }
 }
 
@@ -83,7 +125,20 @@ static int32_t load4(const void *p) {
 
 /* ---- AVX-512: G groups of 16 rows (1 or 2) by T tokens (1..8) ---- */
 
-P512 P_INLINE void tile512(const int G, const int T, const uint8_t *gp, size_t gstride, int64_t nb, const char *act,
+/* The 64 weight bytes of chunk k (16 rows x elements 4k..4k+3) as unsigned w + K. */
+P512 P_INLINE __m512i chunk512(const int F, const uint8_t *blk, int k) {
+    if (F == F_Q8) return _mm512_load_si512((const void *)(blk + 64 + 64 * k));
+    __m512i v = _mm512_load_si512((const void *)(blk + 64 + 64 * (k / 2)));
+    __m512i n = (k & 1) ? _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f))
+                        : _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+    if (F == F_IQ4) {
+        __m128i lv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)mm_iq4_nl_levels), _mm_set1_epi8((char)0x80));
+        n = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), n);
+    }
+    return n;
+}
+
+P512 P_INLINE void tile512(const int F, const int G, const int T, const uint8_t *gp, size_t gstride, int64_t nb, const char *act,
                            size_t act_row, const mm_pack_side_t *side, long t0, float *out, int64_t n_out, long r0,
                            __mmask16 m0, __mmask16 m1) {
     __m512 acc[2][8];
@@ -94,7 +149,7 @@ P512 P_INLINE void tile512(const int G, const int T, const uint8_t *gp, size_t g
     const char *a0 = act + (size_t)t0 * act_row + 2; /* the first block's int8 values */
     const mm_pack_side_t *s0 = side + (size_t)t0 * (size_t)nb;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = gp + (size_t)b * MM_PACK_BLOCK_BYTES;
+        const uint8_t *blk = gp + (size_t)b * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
         __m512i is[2][8];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -107,7 +162,7 @@ P512 P_INLINE void tile512(const int G, const int T, const uint8_t *gp, size_t g
         for (int k = 0; k < 8; k++) {
             __m512i wk[2];
 #pragma GCC unroll 2
-            for (int g = 0; g < G; g++) wk[g] = _mm512_load_si512((const void *)(blk + (size_t)g * gstride + 64 + 64 * k));
+            for (int g = 0; g < G; g++) wk[g] = chunk512(F, blk + (size_t)g * gstride, k);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 __m512i av = _mm512_set1_epi32(load4(ab + (size_t)t * act_row + 4 * k));
@@ -139,25 +194,25 @@ P512 P_INLINE void tile512(const int G, const int T, const uint8_t *gp, size_t g
 #endif
 
 /* Two groups (G = 2) or one by every token: full tiles, then the last tokens as one smaller tile. */
-P512 P_INLINE void tokens512(const int G, const uint8_t *gp, size_t gstride, int64_t nb, const char *act, size_t act_row,
+P512 P_INLINE void tokens512(const int F, const int G, const uint8_t *gp, size_t gstride, int64_t nb, const char *act, size_t act_row,
                              const mm_pack_side_t *side, int n_tokens, float *out, int64_t n_out, long r0,
                              __mmask16 m0, __mmask16 m1) {
     const int TT = G == 2 ? PACK_T2 : PACK_T1;
     long t = 0;
-    for (; t + TT <= n_tokens; t += TT) tile512(G, TT, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1);
+    for (; t + TT <= n_tokens; t += TT) tile512(F, G, TT, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1);
     switch (n_tokens - t) {
 #define TAIL(N) \
-    case N: tile512(G, N, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1); break;
+    case N: tile512(F, G, N, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1); break;
     TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7)
 #undef TAIL
     default: break;
     }
 }
 
-P512 static void rows512(const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
+P512 P_INLINE void rows512_of(const int F, const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
                          int n_tokens, long g0, long g1, float *out) {
     int64_t nb = w->n_in / MM_QK;
-    size_t gstride = (size_t)nb * MM_PACK_BLOCK_BYTES;
+    size_t gstride = (size_t)nb * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
     for (long g = g0; g < g1;) {
         const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * gstride;
         long r0 = g * MM_PACK_ROWS;
@@ -166,10 +221,10 @@ P512 static void rows512(const mm_weight_t *w, const char *act, size_t act_row, 
         if (g + 1 < g1) {
             long nr1 = nr - 16;
             __mmask16 m1 = nr1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr1) - 1u);
-            tokens512(2, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, m1);
+            tokens512(F, 2, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, m1);
             g += 2;
         } else {
-            tokens512(1, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, 0);
+            tokens512(F, 1, gp, gstride, nb, act, act_row, side, n_tokens, out, w->n_out, r0, m0, 0);
             g += 1;
         }
     }
@@ -179,23 +234,36 @@ P512 static void rows512(const mm_weight_t *w, const char *act, size_t act_row, 
  * signed bytes, |w| times a with w's sign (vpmaddubsw, vpmaddwd), the same
  * exact block sums ---- */
 
-P256 P_INLINE void tile256(const int T, const uint8_t *gp, int half, int64_t nb, const char *act, size_t act_row,
+/* Half (8 rows) of chunk k as signed values. */
+P256 P_INLINE __m256i chunk256(const int F, const uint8_t *blk, int half, int k) {
+    if (F == F_Q8)
+        return _mm256_xor_si256(_mm256_load_si256((const __m256i *)(blk + 64 + 64 * k + 32 * half)),
+                                _mm256_set1_epi8((char)0x80));
+    __m256i v = _mm256_load_si256((const __m256i *)(blk + 64 + 64 * (k / 2) + 32 * half));
+    __m256i n = (k & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f))
+                        : _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+    if (F == F_Q4_0) return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
+    __m128i lv = _mm_loadu_si128((const __m128i *)mm_iq4_nl_levels);
+    return _mm256_shuffle_epi8(_mm256_set_m128i(lv, lv), n);
+}
+
+P256 P_INLINE void tile256(const int F, const int T, const uint8_t *gp, int half, int64_t nb, const char *act, size_t act_row,
                            const mm_pack_side_t *side, long t0, float *out, int64_t n_out, long r0, int nr) {
-    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     const char *a0 = act + (size_t)t0 * act_row + 2;
     const mm_pack_side_t *s0 = side + (size_t)t0 * (size_t)nb;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = gp + (size_t)b * MM_PACK_BLOCK_BYTES;
+        const uint8_t *blk = gp + (size_t)b * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
         __m256i is[4];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) is[t] = _mm256_setzero_si256();
         const char *ab = a0 + (size_t)b * sizeof(mm_block_q8_0_t);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
-            __m256i ws = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(blk + 64 + 64 * k + 32 * half)), flip);
+            __m256i ws = chunk256(F, blk, half, k);
             __m256i wa = _mm256_sign_epi8(ws, ws);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
@@ -222,40 +290,73 @@ P256 P_INLINE void tile256(const int T, const uint8_t *gp, int half, int64_t nb,
     }
 }
 
-P256 static void rows256(const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
+P256 P_INLINE void rows256_of(const int F, const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
                          int n_tokens, long g0, long g1, float *out) {
     int64_t nb = w->n_in / MM_QK;
     for (long g = g0; g < g1; g++) {
-        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * (size_t)nb * MM_PACK_BLOCK_BYTES;
+        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * (size_t)nb * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
         for (int half = 0; half < 2; half++) {
             long r0 = g * MM_PACK_ROWS + 8 * half;
             if (r0 >= w->n_out) break;
             int nr = w->n_out - r0 < 8 ? (int)(w->n_out - r0) : 8;
             long t = 0;
-            for (; t + 4 <= n_tokens; t += 4) tile256(4, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr);
+            for (; t + 4 <= n_tokens; t += 4) tile256(F, 4, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr);
             switch (n_tokens - t) {
-            case 1: tile256(1, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
-            case 2: tile256(2, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
-            case 3: tile256(3, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
+            case 1: tile256(F, 1, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
+            case 2: tile256(F, 2, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
+            case 3: tile256(F, 3, gp, half, nb, act, act_row, side, t, out, w->n_out, r0, nr); break;
             default: break;
             }
         }
     }
 }
 
+P512 static void rows512_q8(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                            long g1, float *o) {
+    rows512_of(F_Q8, w, a, ar, s, n, g0, g1, o);
+}
+P512 static void rows512_q4_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows512_of(F_Q4_0, w, a, ar, s, n, g0, g1, o);
+}
+P512 static void rows512_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                             long g1, float *o) {
+    rows512_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
+}
+P256 static void rows256_q8(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                            long g1, float *o) {
+    rows256_of(F_Q8, w, a, ar, s, n, g0, g1, o);
+}
+P256 static void rows256_q4_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows256_of(F_Q4_0, w, a, ar, s, n, g0, g1, o);
+}
+P256 static void rows256_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                             long g1, float *o) {
+    rows256_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
+}
+
 void mm_pack_rows(const mm_weight_t *w, const void *act, size_t act_row, const mm_pack_side_t *side, int n_tokens,
                   long g0, long g1, float *out, cpu_level_t level) {
+    int f = format_of(w->type);
     if (level == CPU_LEVEL_AVX512 && w->pack) {
-        rows512(w, act, act_row, side, n_tokens, g0, g1, out);
+        if (f == F_Q8) rows512_q8(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q4_0) rows512_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
+        else rows512_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else if (level == CPU_LEVEL_AVX2 && w->pack) {
-        rows256(w, act, act_row, side, n_tokens, g0, g1, out);
+        if (f == F_Q8) rows256_q8(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q4_0) rows256_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
+        else rows256_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else {
         long r1 = g1 * MM_PACK_ROWS < w->n_out ? g1 * MM_PACK_ROWS : (long)w->n_out;
         for (long r = g0 * MM_PACK_ROWS; r < r1; r++) {
-            const mm_block_q8_0_t *row = (const mm_block_q8_0_t *)((const char *)w->data + (size_t)r * w->row_bytes);
-            for (int t = 0; t < n_tokens; t++)
+            const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+            for (int t = 0; t < n_tokens; t++) {
+                const mm_block_q8_0_t *a = (const mm_block_q8_0_t *)((const char *)act + (size_t)t * act_row);
                 out[(size_t)t * (size_t)w->n_out + (size_t)r] =
-                    mm_pack_dot_ref(w->n_in, row, (const mm_block_q8_0_t *)((const char *)act + (size_t)t * act_row));
+                    f == F_Q8 ? mm_pack_dot_ref(w->n_in, row, a) : mm_ext_dot(w->type, w->n_in, row, a, CPU_LEVEL_SCALAR);
+            }
         }
     }
 }
+

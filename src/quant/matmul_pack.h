@@ -1,5 +1,5 @@
-/* Q8_0 weights repacked at load into groups of 16 rows ("x16"), and the
- * kernels that multiply them.
+/* Q8_0, Q4_0 and IQ4_NL weights repacked at load into groups of 16 rows, and
+ * the kernels that multiply them.
  *
  * Numerics (the definition every level follows, bit for bit): for each
  * (row, token), in block order, with acc starting at 0,
@@ -10,7 +10,9 @@
  * kernel's numerics (matmul_amx.h). Because the block sums are exact and the
  * fp32 steps are one chain per (row, token), the result does not depend on
  * the CPU level, the tile, the batch or the thread count: scalar, AVX2 and
- * AVX-512 give the same bits (tests/unit/test_pack.c).
+ * AVX-512 give the same bits (tests/unit/test_pack.c). Q4_0 and IQ4_NL
+ * follow the same definition with their integer values (nibble - 8, or the
+ * IQ4_NL level of the nibble): matmul_ext.h's dot products are its scalar form.
  *
  * Layout: per group of 16 rows and per block, 16 fp32 scales (64 bytes),
  * then 8 chunks of 64 bytes; chunk k holds, for each row i of the group, the
@@ -20,7 +22,12 @@
  * complete after 8 of them, with no horizontal additions. The + 128 is undone
  * by starting each lane at -128 * (sum of the activation block). Rows past
  * n_out are zero (scale 0). The group holds its blocks contiguously
- * (576 bytes each, 64-byte aligned). */
+ * (576 bytes each, 64-byte aligned).
+ *
+ * 4-bit layout: 16 scales, then 4 chunks of 64 bytes; byte 4i + j of chunk kk
+ * holds row i's nibbles of elements 8kk + j (low) and 8kk + 4 + j (high), so a
+ * mask and a shift give the unsigned bytes of chunks 2kk and 2kk + 1 (Q4_0:
+ * the nibble itself, K = 8; IQ4_NL: level + 128 by a byte shuffle, K = 128). */
 #ifndef TL_QUANT_MATMUL_PACK_H
 #define TL_QUANT_MATMUL_PACK_H
 
@@ -31,7 +38,8 @@
 #include "quant/matmul.h"
 
 #define MM_PACK_ROWS 16
-#define MM_PACK_BLOCK_BYTES 576 /* 16 scales + 8 x 64 bytes */
+#define MM_PACK_BLOCK_BYTES 576   /* Q8_0: 16 scales + 8 x 64 bytes */
+#define MM_PACK_BLOCK_BYTES_4 320 /* Q4_0, IQ4_NL: 16 scales + 4 x 64 bytes of nibbles */
 
 /* Per activation token and block: the scale as fp32 and -128 * sum(q). */
 typedef struct {
@@ -39,8 +47,10 @@ typedef struct {
     int32_t c;
 } mm_pack_side_t;
 
-/* True if w (Q8_0) can be packed. */
+/* True if w (Q8_0, Q4_0 or IQ4_NL) can be packed. */
 bool mm_pack_supports(const mm_weight_t *w);
+/* K of the packed values w + K: 128 (Q8_0, IQ4_NL), 8 (Q4_0). */
+int32_t mm_pack_offset(uint32_t type);
 /* Bytes of w's packed copy. */
 size_t mm_pack_bytes(const mm_weight_t *w);
 /* Packs row groups [g0, g1) of w into dst (mm_pack_bytes, 64-byte aligned). */
@@ -50,8 +60,8 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1);
  * packed or memory is short; the caller sets w->pack to it. */
 void *mm_pack_alloc(const mm_weight_t *w);
 
-/* side[b] for one Q8_0 activation row of nb blocks. */
-void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, mm_pack_side_t *side);
+/* side[b] for one Q8_0 activation row of nb blocks: the scale and -offset * sum(q). */
+void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, int32_t offset, mm_pack_side_t *side);
 
 /* out[t * w->n_out + r] for the rows of groups [g0, g1) and every token
  * t < n_tokens: act holds the Q8_0 activation rows (act_row bytes apart), side

@@ -4,17 +4,19 @@
 #include "quant/matmul_ext_simd.h"
 #include "quant/matmul_kernels.h"
 
+/* Q4_0 follows the numerics of matmul_pack.h (exact block sums, one fused
+ * multiply-add per block); Q5_0 llama.cpp's per-lane order. */
 static float dot_q4_0_ref(int64_t n, const mm_block_q4_0_t *w, const mm_block_q8_0_t *a) {
-    float sumf = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < n / MM_QK; b++) {
         int sumi = 0;
         for (int j = 0; j < MM_QK / 2; j++) {
             sumi += ((w[b].qs[j] & 0x0f) - 8) * a[b].qs[j];
             sumi += ((w[b].qs[j] >> 4) - 8) * a[b].qs[j + MM_QK / 2];
         }
-        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
+        acc = fmaf(mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d), (float)sumi, acc);
     }
-    return sumf;
+    return acc;
 }
 
 static float dot_q5_0_ref(int64_t n, const mm_block_q5_0_t *w, const mm_block_q8_0_t *a) {
@@ -42,7 +44,7 @@ EXT_AVX2 static inline __m256i expand_q5_0(const mm_block_q5_0_t *b) {
     return _mm256_sub_epi8(_mm256_or_si256(ext_nibbles(b->qs), hi), _mm256_set1_epi8(16));
 }
 
-EXT_DEFINE_DOTS(dot_q4_0, mm_block_q4_0_t, expand_q4_0)
+EXT_DEFINE_DOTS_EXACT(dot_q4_0, mm_block_q4_0_t, expand_q4_0)
 EXT_DEFINE_DOTS(dot_q5_0, mm_block_q5_0_t, expand_q5_0)
 
 float matmul_dot_q4_0_q8_0(int64_t n, const mm_block_q4_0_t *w, const mm_block_q8_0_t *a, cpu_level_t level) {

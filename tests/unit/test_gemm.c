@@ -214,14 +214,17 @@ TEST(quantizers_simd_bytes_equal_scalar) {
 
 TEST(gemm_dispatch_rules) {
     cpu_level_t best = cpu_detect_level();
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 576, 1, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 32, 8, CPU_LEVEL_AVX512));
-    CHECK(mm_gemm_supports(GGML_TYPE_Q4_0, 32, 8, CPU_LEVEL_AVX2));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 576, 1, best));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 32, 8, CPU_LEVEL_AVX512));
+    CHECK(mm_gemm_supports(GGML_TYPE_Q5_0, 32, 8, CPU_LEVEL_AVX2));
     CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q4_0, 576, 8, CPU_LEVEL_SCALAR));
-    /* Q8_0 has its own packed kernels (matmul_pack.h, test_pack.c) */
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_AVX512));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q8_0, 576, 8, CPU_LEVEL_AVX2));
+    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 576, 8, CPU_LEVEL_SCALAR));
+    /* Q8_0, Q4_0 and IQ4_NL have their own packed kernels (matmul_pack.h, test_pack.c) */
+    const uint32_t packed[3] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL};
+    for (int i = 0; i < 3; i++) {
+        CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX512));
+        CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX2));
+    }
     CHECK_EQ_INT(mm_gemm_panel_bytes(32, 8), 0);
     CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + mm_gemm_panel_bytes(576, 64));
 }
