@@ -105,18 +105,20 @@ void matmul_quantize_q8_1_at(const float *x, mm_block_q8_1_t *y, int64_t n, cpu_
 
 /* ---- scalar reference kernels ---- */
 
+/* Q4_1: the numerics of matmul_pack.h, per block the exact nibble sum
+ * scaled by one fused multiply-add, then the min term by another. */
 static float dot_q4_1_q8_1_ref(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
-    float sumf = 0.0f, summs = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < n / MM_QK; b++) {
         int sumi = 0;
         for (int j = 0; j < MM_QK / 2; j++) {
             sumi += (w[b].qs[j] & 0x0f) * a[b].qs[j];
             sumi += (w[b].qs[j] >> 4) * a[b].qs[j + MM_QK / 2];
         }
-        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
-        summs += mm_fp16_to_fp32(w[b].m) * mm_fp16_to_fp32(a[b].s);
+        acc = fmaf(mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d), (float)sumi, acc);
+        acc = fmaf(mm_fp16_to_fp32(w[b].m), mm_fp16_to_fp32(a[b].s), acc);
     }
-    return sumf + summs;
+    return acc;
 }
 
 static float dot_f32_ref(int64_t n, const float *w, const float *a) {
@@ -195,16 +197,6 @@ static void rows_plain(const mm_job_t *j, const mm_weight_t *w, float *out, long
     for (long r = r0; r < r1; r++) {
         const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
         int t = 0;
-        if (j->level == CPU_LEVEL_AVX512 && w->type == GGML_TYPE_Q4_1) {
-            /* tiles of four tokens share the weight row's unpacking */
-            for (; t + 4 <= j->n_tokens; t += 4) {
-                const void *acts[4];
-                float v4[4];
-                for (int k = 0; k < 4; k++) acts[k] = (const char *)j->act + (size_t)(t + k) * j->act_row;
-                mm_dot4_q4_1_q8_1_avx512(w->n_in, row, (const mm_block_q8_1_t *const *)acts, v4);
-                for (int k = 0; k < 4; k++) out[(size_t)(t + k) * w->n_out + r] = v4[k];
-            }
-        }
         for (; t < j->n_tokens; t++) {
             float v;
             if (w->type == GGML_TYPE_Q4_1)
@@ -235,9 +227,11 @@ static void quantize_side_range(void *ctx, int ith, long t0, long t1) {
     mm_job_t *j = ctx;
     quantize_rows(j, t0, t1);
     int64_t nb = j->w->n_in / MM_QK;
-    for (long t = t0; t < t1; t++)
-        mm_pack_side((const mm_block_q8_0_t *)((const char *)j->act + t * j->act_row), nb, mm_pack_offset(j->w->type),
-                     j->side + t * nb);
+    for (long t = t0; t < t1; t++) {
+        const void *a = (const char *)j->act + t * j->act_row;
+        if (j->w->type == GGML_TYPE_Q4_1) mm_pack_side_q8_1(a, nb, j->side + t * nb);
+        else mm_pack_side(a, nb, mm_pack_offset(j->w->type), j->side + t * nb);
+    }
 }
 
 enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX, KIND_PACK };
@@ -328,7 +322,7 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
         j.unit = MM_AMX_ROWS;
     } else if (packed_all(ws, nw, env->level)) {
         int64_t nb = w->n_in / MM_QK;
-        j.act_row = (size_t)nb * sizeof(mm_block_q8_0_t);
+        j.act_row = (size_t)nb * (w->type == GGML_TYPE_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t));
         size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
         if (act_bytes + (size_t)nb * sizeof(mm_pack_side_t) * (size_t)n_tokens > env->scratch_bytes)
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,

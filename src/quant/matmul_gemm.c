@@ -38,7 +38,7 @@ static int weight_offset(uint32_t type) {
 }
 
 bool mm_gemm_supports(uint32_t type, int64_t n_in, int n_tokens, cpu_level_t level) {
-    bool t = type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_0;
+    bool t = type == GGML_TYPE_Q5_0;
     if (level == CPU_LEVEL_AVX2) return t && n_tokens > 1 && n_in >= MM_QK;
     return t && level == CPU_LEVEL_AVX512 && n_tokens > 1 && n_in >= 2 * MM_QK;
 }
@@ -326,10 +326,6 @@ G512 G_INLINE void gemm_rows_of(const uint32_t type, const int RMAX, const int T
 
 /* Tile shapes, measured with tools/bench_gemm (one thread, CPU time): 4 rows x 4 tokens
  * for most types; Q4_1's min terms make 2 rows x 8 tokens faster. */
-G512 static void rows_q4_1(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
-                           float *out) {
-    gemm_rows_of(GGML_TYPE_Q4_1, 2, 8, w, pn, a, ar, n, r0, r1, out);
-}
 G512 static void rows_q5_0(const mm_weight_t *w, const gemm_pair_t *pn, const char *a, size_t ar, int n, long r0, long r1,
                            float *out) {
     gemm_rows_of(GGML_TYPE_Q5_0, 4, 4, w, pn, a, ar, n, r0, r1, out);
@@ -432,7 +428,6 @@ EXT_AVX2 G_INLINE void gemm2_rows_of(const uint32_t type, const mm_weight_t *w, 
     EXT_AVX2 static void NAME(const mm_weight_t *w, const char *a, size_t ar, int n, long r0, long r1, float *out) { \
         gemm2_rows_of(TYPE, w, a, ar, n, r0, r1, out);                                                               \
     }
-GEMM2_ROWS(rows2_q4_1, GGML_TYPE_Q4_1)
 GEMM2_ROWS(rows2_q5_0, GGML_TYPE_Q5_0)
 
 void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size_t act_row, int n_tokens, long r0,
@@ -441,14 +436,12 @@ void mm_gemm_rows(const mm_weight_t *w, const void *panel, const void *act, size
     const char *a = act;
     if (level == CPU_LEVEL_AVX2) {
         switch (w->type) {
-        case GGML_TYPE_Q4_1: rows2_q4_1(w, a, act_row, n_tokens, r0, r1, out); break;
         case GGML_TYPE_Q5_0: rows2_q5_0(w, a, act_row, n_tokens, r0, r1, out); break;
         default: break;
         }
         return;
     }
     switch (w->type) {
-    case GGML_TYPE_Q4_1: rows_q4_1(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     case GGML_TYPE_Q5_0: rows_q5_0(w, pn, a, act_row, n_tokens, r0, r1, out); break;
     default: break;
     }

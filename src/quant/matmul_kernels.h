@@ -60,7 +60,5 @@ void mm_quantize_q8_0_avx2(const float *x, mm_block_q8_0_t *y, int64_t n);
 void mm_quantize_q8_1_avx2(const float *x, mm_block_q8_1_t *y, int64_t n);
 void mm_quantize_q8_0_avx512(const float *x, mm_block_q8_0_t *y, int64_t n);
 void mm_quantize_q8_1_avx512(const float *x, mm_block_q8_1_t *y, int64_t n);
-/* Four activation rows at once; out[t] equals the single-row kernel's result bit for bit. */
-void mm_dot4_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *const *a, float *out);
 
 #endif

@@ -16,24 +16,31 @@
 
 /* Formats: 0 Q8_0 (bytes w + 128), 1 Q4_0 (nibbles, value nibble - 8),
  * 2 IQ4_NL (nibbles, value = level[nibble]). */
-enum { F_Q8 = 0, F_Q4_0 = 1, F_IQ4 = 2 };
+enum { F_Q8 = 0, F_Q4_0 = 1, F_IQ4 = 2, F_Q4_1 = 3 };
+
+/* Bytes of a group's block; offset of its value chunks; the activation block's size and values offset. */
+#define BB(F) ((F) == F_Q8 ? MM_PACK_BLOCK_BYTES : (F) == F_Q4_1 ? MM_PACK_BLOCK_BYTES_4 + 64 : MM_PACK_BLOCK_BYTES_4)
+#define QO(F) ((F) == F_Q4_1 ? 128 : 64)
+#define AB(F) ((F) == F_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t))
+#define AQ(F) ((F) == F_Q4_1 ? 4 : 2)
 
 static int format_of(uint32_t type) {
     switch (type) {
     case GGML_TYPE_Q8_0: return F_Q8;
     case GGML_TYPE_Q4_0: return F_Q4_0;
     case GGML_TYPE_IQ4_NL: return F_IQ4;
+    case GGML_TYPE_Q4_1: return F_Q4_1;
     default: return -1;
     }
 }
 
-static size_t block_bytes(int f) { return f == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4; }
+static size_t block_bytes(int f) { return BB(f); }
 
 bool mm_pack_supports(const mm_weight_t *w) {
     return format_of(w->type) >= 0 && w->n_in >= MM_QK && w->n_in % MM_QK == 0 && w->n_out > 0;
 }
 
-int32_t mm_pack_offset(uint32_t type) { return type == GGML_TYPE_Q4_0 ? 8 : 128; }
+int32_t mm_pack_offset(uint32_t type) { return type == GGML_TYPE_Q4_0 ? 8 : type == GGML_TYPE_Q4_1 ? 0 : 128; }
 
 static long n_groups(const mm_weight_t *w) { return (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS); }
 
@@ -52,12 +59,12 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
         uint8_t *gp = (uint8_t *)dst + (size_t)g * (size_t)nb * bb;
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *blk = gp + (size_t)b * bb;
-            float d[MM_PACK_ROWS];
-            uint8_t *q = blk + 64;
+            float d[MM_PACK_ROWS], mn[MM_PACK_ROWS];
+            uint8_t *q = blk + QO(f);
             for (int i = 0; i < MM_PACK_ROWS; i++) {
                 int64_t r = (int64_t)g * MM_PACK_ROWS + i;
                 const uint8_t *x = r < w->n_out ? (const uint8_t *)w->data + (size_t)r * w->row_bytes : NULL;
-                uint16_t dh = 0;
+                uint16_t dh = 0, mh = 0;
                 if (f == F_Q8) {
                     const mm_block_q8_0_t *xb = x ? (const mm_block_q8_0_t *)x + b : NULL;
                     if (xb) dh = xb->d;
@@ -73,7 +80,11 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
                     /* chunk kk, byte 4i + j: low nibble element 8kk + j, high nibble element 8kk + 4 + j;
                      * rows past n_out: the nibble of value 0 (Q4_0: 8; IQ4_NL has no 0 level, the scale is 0) */
                     const uint8_t *qs = NULL;
-                    if (x) {
+                    if (x && f == F_Q4_1) {
+                        const mm_block_q4_1_t *xb = (const mm_block_q4_1_t *)x + b;
+                        dh = xb->d, mh = xb->m;
+                        qs = xb->qs;
+                    } else if (x) {
                         const uint8_t *xb = x + (size_t)b * (2 + MM_QK / 2);
                         memcpy(&dh, xb, 2);
                         qs = xb + 2;
@@ -84,8 +95,10 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
                                                         : (f == F_Q4_0 ? 0x88 : 0x00);
                 }
                 d[i] = x ? mm_fp16_to_fp32(dh) : 0.0f;
+                mn[i] = x ? mm_fp16_to_fp32(mh) : 0.0f;
             }
             memcpy(blk, d, sizeof d);
+            if (f == F_Q4_1) memcpy(blk + 64, mn, sizeof mn);
         }
     }
 }
@@ -103,6 +116,15 @@ void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, int32_t offset, mm_pack_
         for (int j = 0; j < MM_QK; j++) s += a[b].qs[j];
         side[b].d = mm_fp16_to_fp32(a[b].d);
         side[b].c = -offset * s;
+        side[b].s = 0.0f;
+    }
+}
+
+void mm_pack_side_q8_1(const mm_block_q8_1_t *a, int64_t nb, mm_pack_side_t *side) {
+    for (int64_t b = 0; b < nb; b++) {
+        side[b].d = mm_fp16_to_fp32(a[b].d);
+        side[b].c = 0;
+        side[b].s = mm_fp16_to_fp32(a[b].s);
     }
 }
 
@@ -128,7 +150,7 @@ static int32_t load4(const void *p) {
 /* The 64 weight bytes of chunk k (16 rows x elements 4k..4k+3) as unsigned w + K. */
 P512 P_INLINE __m512i chunk512(const int F, const uint8_t *blk, int k) {
     if (F == F_Q8) return _mm512_load_si512((const void *)(blk + 64 + 64 * k));
-    __m512i v = _mm512_load_si512((const void *)(blk + 64 + 64 * (k / 2)));
+    __m512i v = _mm512_load_si512((const void *)(blk + QO(F) + 64 * (k / 2)));
     __m512i n = (k & 1) ? _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f))
                         : _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
     if (F == F_IQ4) {
@@ -146,10 +168,10 @@ P512 P_INLINE void tile512(const int F, const int G, const int T, const uint8_t 
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
-    const char *a0 = act + (size_t)t0 * act_row + 2; /* the first block's int8 values */
+    const char *a0 = act + (size_t)t0 * act_row + AQ(F); /* the first block's int8 values */
     const mm_pack_side_t *s0 = side + (size_t)t0 * (size_t)nb;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = gp + (size_t)b * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
+        const uint8_t *blk = gp + (size_t)b * BB(F);
         __m512i is[2][8];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -157,7 +179,7 @@ P512 P_INLINE void tile512(const int F, const int G, const int T, const uint8_t 
 #pragma GCC unroll 2
             for (int g = 0; g < G; g++) is[g][t] = c;
         }
-        const char *ab = a0 + (size_t)b * sizeof(mm_block_q8_0_t);
+        const char *ab = a0 + (size_t)b * AB(F);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             __m512i wk[2];
@@ -177,6 +199,12 @@ P512 P_INLINE void tile512(const int F, const int G, const int T, const uint8_t 
             for (int t = 0; t < T; t++)
                 acc[g][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(s0[(size_t)t * nb + b].d)),
                                             _mm512_cvtepi32_ps(is[g][t]), acc[g][t]);
+            if (F == F_Q4_1) { /* the min term m * (d_a * sum(a)) */
+                __m512 mw = _mm512_load_ps((const void *)(blk + (size_t)g * gstride + 64));
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    acc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s0[(size_t)t * nb + b].s), acc[g][t]);
+            }
         }
     }
 #pragma GCC unroll 2
@@ -212,7 +240,7 @@ P512 P_INLINE void tokens512(const int F, const int G, const uint8_t *gp, size_t
 P512 P_INLINE void rows512_of(const int F, const mm_weight_t *w, const char *act, size_t act_row, const mm_pack_side_t *side,
                          int n_tokens, long g0, long g1, float *out) {
     int64_t nb = w->n_in / MM_QK;
-    size_t gstride = (size_t)nb * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
+    size_t gstride = (size_t)nb * BB(F);
     for (long g = g0; g < g1;) {
         const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * gstride;
         long r0 = g * MM_PACK_ROWS;
@@ -239,9 +267,10 @@ P256 P_INLINE __m256i chunk256(const int F, const uint8_t *blk, int half, int k)
     if (F == F_Q8)
         return _mm256_xor_si256(_mm256_load_si256((const __m256i *)(blk + 64 + 64 * k + 32 * half)),
                                 _mm256_set1_epi8((char)0x80));
-    __m256i v = _mm256_load_si256((const __m256i *)(blk + 64 + 64 * (k / 2) + 32 * half));
+    __m256i v = _mm256_load_si256((const __m256i *)(blk + QO(F) + 64 * (k / 2) + 32 * half));
     __m256i n = (k & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f))
                         : _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+    if (F == F_Q4_1) return n; /* unsigned nibbles */
     if (F == F_Q4_0) return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
     __m128i lv = _mm_loadu_si128((const __m128i *)mm_iq4_nl_levels);
     return _mm256_shuffle_epi8(_mm256_set_m128i(lv, lv), n);
@@ -253,21 +282,22 @@ P256 P_INLINE void tile256(const int F, const int T, const uint8_t *gp, int half
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    const char *a0 = act + (size_t)t0 * act_row + 2;
+    const char *a0 = act + (size_t)t0 * act_row + AQ(F);
     const mm_pack_side_t *s0 = side + (size_t)t0 * (size_t)nb;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = gp + (size_t)b * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
+        const uint8_t *blk = gp + (size_t)b * BB(F);
         __m256i is[4];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) is[t] = _mm256_setzero_si256();
-        const char *ab = a0 + (size_t)b * sizeof(mm_block_q8_0_t);
+        const char *ab = a0 + (size_t)b * AB(F);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             __m256i ws = chunk256(F, blk, half, k);
-            __m256i wa = _mm256_sign_epi8(ws, ws);
+            __m256i wa = F == F_Q4_1 ? ws : _mm256_sign_epi8(ws, ws);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
-                __m256i qa = _mm256_sign_epi8(_mm256_set1_epi32(load4(ab + (size_t)t * act_row + 4 * k)), ws);
+                __m256i av = _mm256_set1_epi32(load4(ab + (size_t)t * act_row + 4 * k));
+                __m256i qa = F == F_Q4_1 ? av : _mm256_sign_epi8(av, ws);
                 is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, qa), ones));
             }
         }
@@ -276,6 +306,11 @@ P256 P_INLINE void tile256(const int F, const int T, const uint8_t *gp, int half
         for (int t = 0; t < T; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(s0[(size_t)t * nb + b].d)),
                                      _mm256_cvtepi32_ps(is[t]), acc[t]);
+        if (F == F_Q4_1) {
+            __m256 mw = _mm256_load_ps((const float *)(blk + 64) + 8 * half);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(s0[(size_t)t * nb + b].s), acc[t]);
+        }
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
@@ -294,7 +329,7 @@ P256 P_INLINE void rows256_of(const int F, const mm_weight_t *w, const char *act
                          int n_tokens, long g0, long g1, float *out) {
     int64_t nb = w->n_in / MM_QK;
     for (long g = g0; g < g1; g++) {
-        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * (size_t)nb * (F == F_Q8 ? MM_PACK_BLOCK_BYTES : MM_PACK_BLOCK_BYTES_4);
+        const uint8_t *gp = (const uint8_t *)w->pack + (size_t)g * (size_t)nb * BB(F);
         for (int half = 0; half < 2; half++) {
             long r0 = g * MM_PACK_ROWS + 8 * half;
             if (r0 >= w->n_out) break;
@@ -319,6 +354,14 @@ P512 static void rows512_q4_0(const mm_weight_t *w, const char *a, size_t ar, co
                               long g1, float *o) {
     rows512_of(F_Q4_0, w, a, ar, s, n, g0, g1, o);
 }
+P512 static void rows512_q4_1(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows512_of(F_Q4_1, w, a, ar, s, n, g0, g1, o);
+}
+P256 static void rows256_q4_1(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows256_of(F_Q4_1, w, a, ar, s, n, g0, g1, o);
+}
 P512 static void rows512_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
                              long g1, float *o) {
     rows512_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
@@ -342,19 +385,23 @@ void mm_pack_rows(const mm_weight_t *w, const void *act, size_t act_row, const m
     if (level == CPU_LEVEL_AVX512 && w->pack) {
         if (f == F_Q8) rows512_q8(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_0) rows512_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q4_1) rows512_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
         else rows512_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else if (level == CPU_LEVEL_AVX2 && w->pack) {
         if (f == F_Q8) rows256_q8(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_0) rows256_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q4_1) rows256_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
         else rows256_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else {
         long r1 = g1 * MM_PACK_ROWS < w->n_out ? g1 * MM_PACK_ROWS : (long)w->n_out;
         for (long r = g0 * MM_PACK_ROWS; r < r1; r++) {
             const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
             for (int t = 0; t < n_tokens; t++) {
-                const mm_block_q8_0_t *a = (const mm_block_q8_0_t *)((const char *)act + (size_t)t * act_row);
+                const void *a = (const char *)act + (size_t)t * act_row;
                 out[(size_t)t * (size_t)w->n_out + (size_t)r] =
-                    f == F_Q8 ? mm_pack_dot_ref(w->n_in, row, a) : mm_ext_dot(w->type, w->n_in, row, a, CPU_LEVEL_SCALAR);
+                    f == F_Q8     ? mm_pack_dot_ref(w->n_in, row, a)
+                    : f == F_Q4_1 ? matmul_dot_q4_1_q8_1(w->n_in, row, a, CPU_LEVEL_SCALAR)
+                                  : mm_ext_dot(w->type, w->n_in, row, a, CPU_LEVEL_SCALAR);
             }
         }
     }

@@ -1,4 +1,4 @@
-/* Q8_0, Q4_0 and IQ4_NL weights repacked at load into groups of 16 rows, and
+/* Q8_0, Q4_0, IQ4_NL and Q4_1 weights repacked at load into groups of 16 rows, and
  * the kernels that multiply them.
  *
  * Numerics (the definition every level follows, bit for bit): for each
@@ -27,7 +27,11 @@
  * 4-bit layout: 16 scales, then 4 chunks of 64 bytes; byte 4i + j of chunk kk
  * holds row i's nibbles of elements 8kk + j (low) and 8kk + 4 + j (high), so a
  * mask and a shift give the unsigned bytes of chunks 2kk and 2kk + 1 (Q4_0:
- * the nibble itself, K = 8; IQ4_NL: level + 128 by a byte shuffle, K = 128). */
+ * the nibble itself, K = 8; IQ4_NL: level + 128 by a byte shuffle, K = 128).
+ *
+ * Q4_1 (value d * nibble + m, Q8_1 activations): 16 scales, 16 mins, then the
+ * nibble chunks; per block acc = fmaf(d_w * d_a, isum, acc) then
+ * acc = fmaf(m, s_a, acc), s_a the activation block's stored d * sum(q). */
 #ifndef TL_QUANT_MATMUL_PACK_H
 #define TL_QUANT_MATMUL_PACK_H
 
@@ -41,15 +45,16 @@
 #define MM_PACK_BLOCK_BYTES 576   /* Q8_0: 16 scales + 8 x 64 bytes */
 #define MM_PACK_BLOCK_BYTES_4 320 /* Q4_0, IQ4_NL: 16 scales + 4 x 64 bytes of nibbles */
 
-/* Per activation token and block: the scale as fp32 and -128 * sum(q). */
+/* Per activation token and block: the scale as fp32 and -K * sum(q). */
 typedef struct {
     float d;
     int32_t c;
+    float s; /* Q8_1 (for Q4_1 weights): d * sum(q) as stored, else 0 */
 } mm_pack_side_t;
 
-/* True if w (Q8_0, Q4_0 or IQ4_NL) can be packed. */
+/* True if w (Q8_0, Q4_0, IQ4_NL or Q4_1) can be packed. */
 bool mm_pack_supports(const mm_weight_t *w);
-/* K of the packed values w + K: 128 (Q8_0, IQ4_NL), 8 (Q4_0). */
+/* K of the packed values w + K: 128 (Q8_0, IQ4_NL), 8 (Q4_0), 0 (Q4_1). */
 int32_t mm_pack_offset(uint32_t type);
 /* Bytes of w's packed copy. */
 size_t mm_pack_bytes(const mm_weight_t *w);
@@ -62,6 +67,8 @@ void *mm_pack_alloc(const mm_weight_t *w);
 
 /* side[b] for one Q8_0 activation row of nb blocks: the scale and -offset * sum(q). */
 void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, int32_t offset, mm_pack_side_t *side);
+/* The same for a Q8_1 row (Q4_1 weights: K = 0, and the stored d * sum). */
+void mm_pack_side_q8_1(const mm_block_q8_1_t *a, int64_t nb, mm_pack_side_t *side);
 
 /* out[t * w->n_out + r] for the rows of groups [g0, g1) and every token
  * t < n_tokens: act holds the Q8_0 activation rows (act_row bytes apart), side

@@ -27,19 +27,27 @@ AVX2_TARGET static inline __m256i unpack_nibbles(const uint8_t *qs) {
     return _mm256_set_m128i(hi, lo);
 }
 
+/* Q4_1: the exact block sum (unsigned nibbles times a), then
+ * acc = fmaf(d_w * d_a, sum, acc) and acc = fmaf(m, s_a, acc) in block order,
+ * the numerics of matmul_pack.h (the same bits at every level). */
+AVX2_TARGET static inline int32_t hsum_epi32_q41(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
 AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
+    float acc = 0.0f;
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < n / MM_QK; b++) {
         __m256i qw = unpack_nibbles(w[b].qs);
         __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qa), ones);
-        __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-        summs += h2f(w[b].m) * h2f(a[b].s);
+        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)hsum_epi32_q41(p), acc);
+        acc = fmaf(h2f(w[b].m), h2f(a[b].s), acc);
     }
-    return hsum256(acc) + summs;
+    return acc;
 }
 
 /* Q8_0: the exact int32 sum of each block, then acc = fmaf(d_w * d_a, sum, acc)
@@ -78,23 +86,7 @@ AVX2_TARGET float mm_dot_f32_avx2(int64_t n, const float *w, const float *a) {
 /* ---- AVX-512: two blocks per 512-bit register, vpdpbusd for the products ---- */
 
 AVX512_TARGET float mm_dot_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
-    int64_t nb = n / MM_QK, b = 0;
-    __m512 acc = _mm512_setzero_ps();
-    float summs = 0.0f;
-    for (; b + 2 <= nb; b += 2) {
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_nibbles(w[b].qs)), unpack_nibbles(w[b + 1].qs), 1);
-        __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[b].qs)),
-                                        _mm256_loadu_si256((const __m256i *)a[b + 1].qs), 1);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa);
-        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(h2f(w[b].d) * h2f(a[b].d)),
-                                        _mm512_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
-        summs += h2f(w[b].m) * h2f(a[b].s);
-        summs += h2f(w[b + 1].m) * h2f(a[b + 1].s);
-    }
-    float s = _mm512_reduce_add_ps(acc);
-    if (b < nb) s += mm_dot_q4_1_q8_1_avx2(MM_QK, w + b, a + b);
-    return s + summs;
+    return mm_dot_q4_1_q8_1_avx2(n, w, a);
 }
 
 AVX512_TARGET float mm_dot_q8_0_q8_0_avx512(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
@@ -111,36 +103,6 @@ AVX512_TARGET float mm_dot_f32_avx512(int64_t n, const float *w, const float *a)
     float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     for (; i < n; i++) s += w[i] * a[i];
     return s;
-}
-
-/* Four activation rows against one weight row: the weight nibbles are unpacked
- * once per block pair. Per row, the arithmetic is exactly that of
- * mm_dot_q4_1_q8_1_avx512 (same operations in the same order), so results do
- * not depend on how tokens are grouped. */
-AVX512_TARGET void mm_dot4_q4_1_q8_1_avx512(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *const *a,
-                                            float *out) {
-    int64_t nb = n / MM_QK, b = 0;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    float summs[4] = {0, 0, 0, 0};
-    for (; b + 2 <= nb; b += 2) {
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_nibbles(w[b].qs)), unpack_nibbles(w[b + 1].qs), 1);
-        float dw0 = h2f(w[b].d), dw1 = h2f(w[b + 1].d), mw0 = h2f(w[b].m), mw1 = h2f(w[b + 1].m);
-        for (int t = 0; t < 4; t++) {
-            const mm_block_q8_1_t *x = a[t];
-            __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
-                                            _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
-            __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qa);
-            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dw0 * h2f(x[b].d)), _mm512_set1_ps(dw1 * h2f(x[b + 1].d)));
-            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(pr), acc[t]);
-            summs[t] += mw0 * h2f(x[b].s);
-            summs[t] += mw1 * h2f(x[b + 1].s);
-        }
-    }
-    for (int t = 0; t < 4; t++) {
-        float s = _mm512_reduce_add_ps(acc[t]);
-        if (b < nb) s += mm_dot_q4_1_q8_1_avx2(MM_QK, w + b, a[t] + b);
-        out[t] = s + summs[t];
-    }
 }
 
 /* ---- activation quantizers (bit-identical to matmul_quantize_q8_0/q8_1) ---- */

@@ -219,9 +219,9 @@ TEST(gemm_dispatch_rules) {
     CHECK(mm_gemm_supports(GGML_TYPE_Q5_0, 32, 8, CPU_LEVEL_AVX2));
     CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
     CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 576, 8, CPU_LEVEL_SCALAR));
-    /* Q8_0, Q4_0 and IQ4_NL have their own packed kernels (matmul_pack.h, test_pack.c) */
-    const uint32_t packed[3] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL};
-    for (int i = 0; i < 3; i++) {
+    /* Q8_0, Q4_0, IQ4_NL and Q4_1 have their own packed kernels (matmul_pack.h, test_pack.c) */
+    const uint32_t packed[4] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1};
+    for (int i = 0; i < 4; i++) {
         CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX512));
         CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX2));
     }

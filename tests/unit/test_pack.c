@@ -1,5 +1,5 @@
 /* Packed weights (quant/matmul_pack.h): matmul_forward over the packed copy
- * of Q8_0, Q4_0 and IQ4_NL weights, at every SIMD level the CPU has, and over
+ * of Q8_0, Q4_0, IQ4_NL and Q4_1 weights, at every SIMD level the CPU has, and over
  * the plain rows (no pack), equals the scalar definition (mm_pack_dot_ref,
  * mm_ext_dot at the scalar level) bit for bit, for token counts around
  * the tile sizes, row counts that are not a multiple of 16, one-block rows,
@@ -37,26 +37,36 @@ static void fill_any(uint32_t type, uint8_t *w, int64_t n_rows, int64_t n_in) {
     for (size_t b = 0; b < nb; b++) {
         uint16_t d = fp32_to_fp16(0.001f + 0.05f * (rng_uniform() + 1.0f));
         memcpy(w + b * bb, &d, 2);
+        if (type == GGML_TYPE_Q4_1) {
+            uint16_t m = fp32_to_fp16(0.1f * rng_uniform());
+            memcpy(w + b * bb + 2, &m, 2);
+        }
     }
 }
 
-static float def_dot(uint32_t type, int64_t n_in, const void *w, const mm_block_q8_0_t *a) {
-    return type == GGML_TYPE_Q8_0 ? mm_pack_dot_ref(n_in, w, a) : mm_ext_dot(type, n_in, w, a, CPU_LEVEL_SCALAR);
+static float def_dot(uint32_t type, int64_t n_in, const void *w, const void *a) {
+    if (type == GGML_TYPE_Q8_0) return mm_pack_dot_ref(n_in, w, a);
+    if (type == GGML_TYPE_Q4_1) return matmul_dot_q4_1_q8_1(n_in, w, a, CPU_LEVEL_SCALAR);
+    return mm_ext_dot(type, n_in, w, a, CPU_LEVEL_SCALAR);
 }
 
 static int check_case(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, threadpool_t **pools) {
     tl_err_t err = {0};
     int64_t nb = n_in / MM_QK;
-    size_t rb = (size_t)nb * ggml_type_block_bytes(type), arow = (size_t)nb * sizeof(mm_block_q8_0_t);
+    size_t rb = (size_t)nb * ggml_type_block_bytes(type);
+    size_t arow = (size_t)nb * (type == GGML_TYPE_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t));
     uint8_t *wq = malloc(rb * (size_t)n_out);
     float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
     float *out = malloc(sizeof(float) * (size_t)(n_out * n_tok));
-    mm_block_q8_0_t *act = malloc(arow * (size_t)n_tok);
+    char *act = malloc(arow * (size_t)n_tok);
     size_t sb = matmul_scratch_bytes(n_in, n_tok);
     void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
     fill_any(type, wq, n_out, n_in);
     for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = rng_uniform() * (i % 5 == 0 ? 8.0f : 1.0f);
-    for (int t = 0; t < n_tok; t++) matmul_quantize_q8_0(x + t * n_in, act + t * nb, n_in);
+    for (int t = 0; t < n_tok; t++) {
+        if (type == GGML_TYPE_Q4_1) matmul_quantize_q8_1(x + t * n_in, (mm_block_q8_1_t *)(act + t * arow), n_in);
+        else matmul_quantize_q8_0(x + t * n_in, (mm_block_q8_0_t *)(act + t * arow), n_in);
+    }
     mm_weight_t w;
     CHECK(matmul_weight_init(&w, "blk.0.attn_q.weight", type, n_in, n_out, wq, &err) == 0);
     CHECK(w.pack == NULL);
@@ -72,7 +82,7 @@ static int check_case(uint32_t type, int64_t n_in, int64_t n_out, int n_tok, thr
                 CHECK(matmul_forward(out, x, &w, n_tok, &env, &err) == 0);
                 for (int t = 0; t < n_tok; t++)
                     for (int64_t r = 0; r < n_out; r++) {
-                        float want = def_dot(type, n_in, wq + r * rb, act + t * nb);
+                        float want = def_dot(type, n_in, wq + r * rb, act + t * arow);
                         if (memcmp(&out[t * n_out + r], &want, sizeof want) && bad++ < 3)
                             printf("  %s %s %s n_in %lld n_out %lld tokens %d threads %d: out[%d][%lld] %.9g != %.9g\n",
                                    ggml_type_name(type), packed ? "packed" : "plain", cpu_level_name((cpu_level_t)lv), (long long)n_in,
@@ -96,9 +106,9 @@ TEST(packed_and_plain_equal_definition_at_every_level) {
     const int64_t n_ins[4] = {32, 96, 576, 1536};
     const int64_t n_outs[5] = {1, 16, 17, 40, 192};
     const int toks[9] = {1, 2, 3, 5, 7, 8, 9, 17, 21};
-    const uint32_t types[3] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL};
+    const uint32_t types[4] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1};
     int bad = 0;
-    for (int ty = 0; ty < 3; ty++) {
+    for (int ty = 0; ty < 4; ty++) {
         for (int a = 0; a < 4; a++)
             for (int o = 0; o < 5; o++)
                 for (int k = 0; k < 9; k++) {
@@ -166,6 +176,7 @@ TEST(pack_layout_and_rules) {
     CHECK_EQ_INT(mm_pack_bytes(&w4w), 2 * 2 * MM_PACK_BLOCK_BYTES_4);
     CHECK_EQ_INT(mm_pack_offset(GGML_TYPE_Q4_0), 8);
     CHECK_EQ_INT(mm_pack_offset(GGML_TYPE_IQ4_NL), 128);
+    CHECK_EQ_INT(mm_pack_offset(GGML_TYPE_Q4_1), 0);
     uint8_t *p4 = mm_pack_alloc(&w4w);
     CHECK(p4 != NULL);
     if (p4) {
