@@ -1,8 +1,10 @@
 /* tasklm cv: k-fold cross-validation of LoRA training. The stratified folds
  * come from `tasklm data prepare --folds K` (DATA/fold-I-train.csv and
  * DATA/fold-I-test.csv, I = 1..K); one adapter is trained per fold with the
- * flags of tasklm train into OUT/fold-I/, and each fold's best evaluation (by
- * macro-F1, as adapter.gguf) is read back from its metrics.jsonl. Prints the
+ * flags of tasklm train into OUT/fold-I/, and each fold's best evaluation (the
+ * one adapter.gguf was kept at: by the calibrated macro-F1 unless
+ * --no-calibrate, with the figures of the calibrated argmax, the way the
+ * adapter scores) is read back from its metrics.jsonl. Prints the
  * per-fold table and mean +- sample standard deviation (the seed's Table
  * 2.2) and writes OUT/cv.json (also printed with --json). */
 #include <errno.h>
@@ -28,9 +30,12 @@ static void usage(FILE *out) {
             "K-fold cross-validation: for I = 1..K trains a LoRA adapter on DIR/fold-I-train.csv,\n"
             "evaluating on DIR/fold-I-test.csv (the stratified folds written by\n"
             "`tasklm data prepare --folds K`), into OUT/fold-I/ (metrics.jsonl, adapter.gguf, ...\n"
-            "as tasklm train). Reports each fold's best evaluation by macro-F1 (accuracy,\n"
-            "macro-F1, per-class F1, eval loss, step) and mean +- sample standard deviation;\n"
-            "OUT/cv.json holds the same numbers.\n\n"
+            "as tasklm train). Reports each fold's best evaluation, the one its adapter.gguf was\n"
+            "kept at (selected on the calibrated macro-F1 unless --no-calibrate): accuracy,\n"
+            "macro-F1 and per-class F1 as the adapter scores (with its label-prior bias), eval\n"
+            "loss, the uncalibrated macro-F1 (raw_f1) and the step; then mean +- sample standard\n"
+            "deviation. The label bias is fitted on the fold's evaluation rows, as the selection\n"
+            "is. OUT/cv.json holds the same numbers.\n\n"
             "  -m, --model PATH        base model (GGUF)\n"
             "      --data-dir DIR      folder with fold-I-train.csv / fold-I-test.csv\n"
             "      --folds K           number of folds (2..1000; the files must exist)\n"
@@ -46,7 +51,7 @@ static void usage(FILE *out) {
 }
 
 typedef struct {
-    double acc, f1, loss;
+    double acc, f1, loss, f1_raw; /* acc, f1, cls: as scored (calibrated when the fold calibrated) */
     double cls[TASK_MAX_LABELS];
     long step;
 } fold_res_t;
@@ -63,7 +68,11 @@ static void fold_settings(const trainer_opts_t *o, const char *trainp, const cha
              (unsigned long long)o->seed, (int)o->end_token, (int)!o->no_calibrate);
 }
 
-/* The best evaluation (highest macro-F1, the first at a tie as adapter.gguf) of a metrics.jsonl. */
+/* The evaluation whose adapter is the fold's adapter.gguf: the last line marked
+ * "best" (the trainer's choice: the calibrated macro-F1 unless --no-calibrate;
+ * lines without the mark, from older runs: the highest selection_f1 or
+ * macro_f1, the first at a tie). Its figures are the ones the adapter is
+ * scored with: the *_calibrated ones when the line has them. */
 static int read_best(const char *path, const task_t *task, fold_res_t *r, tl_err_t *err) {
     FILE *f = fopen(path, "r");
     if (!f) return tl_fail(err, "%s: %s", path, strerror(errno));
@@ -72,6 +81,7 @@ static int read_best(const char *path, const task_t *task, fold_res_t *r, tl_err
     ssize_t n;
     long ln = 0;
     int found = 0, rc = 0;
+    double best_sel = -1.0;
     while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
         ln++;
         cJSON *o = cJSON_Parse(line);
@@ -79,18 +89,34 @@ static int read_best(const char *path, const task_t *task, fold_res_t *r, tl_err
                     *acc = cJSON_GetObjectItemCaseSensitive(o, "accuracy"),
                     *loss = cJSON_GetObjectItemCaseSensitive(o, "eval_loss"),
                     *st = cJSON_GetObjectItemCaseSensitive(o, "step"),
-                    *pc = cJSON_GetObjectItemCaseSensitive(o, "per_class_f1");
+                    *pc = cJSON_GetObjectItemCaseSensitive(o, "per_class_f1"),
+                    *f1c = cJSON_GetObjectItemCaseSensitive(o, "macro_f1_calibrated"),
+                    *accc = cJSON_GetObjectItemCaseSensitive(o, "accuracy_calibrated"),
+                    *pcc = cJSON_GetObjectItemCaseSensitive(o, "per_class_f1_calibrated"),
+                    *sel = cJSON_GetObjectItemCaseSensitive(o, "selection_f1"),
+                    *mark = cJSON_GetObjectItemCaseSensitive(o, "best");
+        int cal = cJSON_IsNumber(f1c) && cJSON_IsNumber(accc) && cJSON_IsObject(pcc);
         if (!cJSON_IsNumber(f1) || !cJSON_IsNumber(acc) || !cJSON_IsNumber(loss) || !cJSON_IsNumber(st) ||
             !cJSON_IsObject(pc)) {
             rc = tl_fail(err, "%s:%ld: not a metrics line", path, ln);
-        } else if (!found || f1->valuedouble > r->f1) {
+            cJSON_Delete(o);
+            break;
+        }
+        double sv = cJSON_IsNumber(sel) ? sel->valuedouble : f1->valuedouble;
+        int take = cJSON_IsBool(mark) ? cJSON_IsTrue(mark) : (!found || sv > best_sel);
+        if (take) {
             found = 1;
-            r->f1 = f1->valuedouble, r->acc = acc->valuedouble, r->loss = loss->valuedouble;
+            best_sel = sv;
+            r->f1 = cal ? f1c->valuedouble : f1->valuedouble;
+            r->acc = cal ? accc->valuedouble : acc->valuedouble;
+            r->f1_raw = f1->valuedouble;
+            r->loss = loss->valuedouble;
             r->step = (long)st->valuedouble;
             for (size_t k = 0; k < task->n_labels; k++) {
-                const cJSON *v = cJSON_GetObjectItemCaseSensitive(pc, task->labels[k]);
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(cal ? pcc : pc, task->labels[k]);
                 if (!cJSON_IsNumber(v)) {
-                    rc = tl_fail(err, "%s:%ld: per_class_f1 has no '%s'", path, ln, task->labels[k]);
+                    rc = tl_fail(err, "%s:%ld: per_class_f1%s has no '%s'", path, ln, cal ? "_calibrated" : "",
+                                 task->labels[k]);
                     break;
                 }
                 r->cls[k] = v->valuedouble;
@@ -112,12 +138,13 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
 }
 
-/* Column c of the table: 0 accuracy, 1 macro-F1, 2.. per-class F1, last eval loss. */
+/* Column c of the table: 0 accuracy, 1 macro-F1, 2.. per-class F1, then eval loss, then the uncalibrated macro-F1. */
 static double col(const fold_res_t *r, int c, int n_labels) {
     if (c == 0) return r->acc;
     if (c == 1) return r->f1;
     if (c < 2 + n_labels) return r->cls[c - 2];
-    return r->loss;
+    if (c == 2 + n_labels) return r->loss;
+    return r->f1_raw;
 }
 
 static cJSON *row_json(const task_t *t, const double *vals, int n_labels) {
@@ -127,6 +154,7 @@ static cJSON *row_json(const task_t *t, const double *vals, int n_labels) {
     cJSON *pc = cJSON_AddObjectToObject(o, "per_class_f1");
     for (int k = 0; k < n_labels; k++) cJSON_AddNumberToObject(pc, t->labels[k], vals[2 + k]);
     cJSON_AddNumberToObject(o, "eval_loss", vals[2 + n_labels]);
+    cJSON_AddNumberToObject(o, "macro_f1_raw", vals[3 + n_labels]);
     return o;
 }
 
@@ -200,7 +228,7 @@ int cmd_cv(int argc, char **argv) {
         task_free(task);
         return cli_fail(CMD, "%s: %s", out_dir, strerror(errno));
     }
-    int nl = (int)task->n_labels, ncol = 3 + nl;
+    int nl = (int)task->n_labels, ncol = 4 + nl;
     fold_res_t *res = calloc((size_t)folds, sizeof *res);
     if (!res) {
         task_free(task);
@@ -254,7 +282,7 @@ int cmd_cv(int argc, char **argv) {
                     res[k - 1].acc, res[k - 1].step);
     }
     if (rc == CLI_OK) {
-        double mean[3 + TASK_MAX_LABELS], sd[3 + TASK_MAX_LABELS], *v = malloc(sizeof(double) * (size_t)folds);
+        double mean[4 + TASK_MAX_LABELS], sd[4 + TASK_MAX_LABELS], *v = malloc(sizeof(double) * (size_t)folds);
         if (!v) rc = cli_fail(CMD, "out of memory");
         for (int ci = 0; v && ci < ncol; ci++) {
             for (int k = 0; k < folds; k++) v[k] = col(&res[k], ci, nl);
@@ -266,7 +294,7 @@ int cmd_cv(int argc, char **argv) {
         cJSON *labs = cJSON_AddArrayToObject(root, "labels");
         for (int l = 0; l < nl; l++) cJSON_AddItemToArray(labs, cJSON_CreateString(task->labels[l]));
         for (int k = 0; k < folds; k++) {
-            double vals[3 + TASK_MAX_LABELS];
+            double vals[4 + TASK_MAX_LABELS];
             for (int ci = 0; ci < ncol; ci++) vals[ci] = col(&res[k], ci, nl);
             cJSON *f = row_json(task, vals, nl);
             cJSON_AddNumberToObject(f, "fold", k + 1);
@@ -295,11 +323,11 @@ int cmd_cv(int argc, char **argv) {
                 snprintf(h, sizeof h, "f1_%s", task->labels[l]);
                 printf(" %10s", h);
             }
-            printf(" %9s %6s\n", "eval_loss", "step");
+            printf(" %9s %8s %6s\n", "eval_loss", "raw_f1", "step");
             for (int k = 0; k < folds; k++) {
                 printf("%-11d %8.4f %8.4f", k + 1, res[k].acc, res[k].f1);
                 for (int l = 0; l < nl; l++) printf(" %10.4f", res[k].cls[l]);
-                printf(" %9.4f %6ld\n", res[k].loss, res[k].step);
+                printf(" %9.4f %8.4f %6ld\n", res[k].loss, res[k].f1_raw, res[k].step);
             }
             printf("%-11s", "mean +- sd");
             for (int ci = 0; ci < ncol; ci++)

@@ -37,7 +37,7 @@ void train_opts_usage(FILE *out) {
             "      --eval-every N      steps between evaluations (default 20; 0 = only at the end)\n"
             "      --eval-limit N      evaluate on the first N eval rows\n"
             "      --train-limit N     use the first N training rows\n"
-            "      --patience N        stop after N evaluations without a better macro-F1\n"
+            "      --patience N        stop after N evaluations without a better selection macro-F1\n"
             "      --end-token         append EOS to the answer (and score it)\n"
             "      --no-calibrate      do not fit the label-prior bias into the adapter (see below)\n"
             "      --seed S            initialisation, data order and dropout (default 42)\n"
@@ -53,15 +53,19 @@ static void usage(FILE *out) {
             "prompt + label continuation; the loss covers only the label tokens. Every\n"
             "--eval-every steps (and at the end) the eval rows are scored by label log-probability:\n"
             "DIR/metrics.jsonl gets one JSON line (step, epoch, train_loss, eval_loss, macro_f1,\n"
-            "accuracy, per_class_f1, confusion, lr, tokens_per_s), DIR/adapter.gguf keeps the best\n"
-            "adapter by macro-F1, DIR/adapter-last.gguf the latest, DIR/checkpoint.bin the state.\n"
+            "accuracy, per_class_f1, confusion, lr, tokens_per_s, selection_f1, best), DIR/adapter.gguf\n"
+            "keeps the best adapter by selection_f1 (the calibrated macro-F1, see below; the raw one\n"
+            "with --no-calibrate), DIR/adapter-last.gguf the latest, DIR/checkpoint.bin the state.\n"
             "Label-prior calibration: the training rows are usually oversampled to balanced labels\n"
             "while the eval rows keep the natural mix, so each evaluation also fits one strength\n"
             "lambda in [0, 1] of the Bayes prior correction lambda * log(eval share / train share)\n"
             "per label on the eval rows (best macro-F1) and stores it in the adapters as\n"
             "tasklm.label_bias; merge, quantize and prune keep it, and eval, classify, serve and\n"
             "bench add it to the label log-probabilities (--no-calibrate: none; the metrics line\n"
-            "has \"calibration\" {lambda, macro_f1, label_bias}).\n"
+            "has \"calibration\" {lambda, macro_f1, label_bias} and the biased argmax's figures as\n"
+            "macro_f1_calibrated, accuracy_calibrated, per_class_f1_calibrated, confusion_calibrated).\n"
+            "The best adapter and --patience go by the calibrated macro-F1, the one the adapter is\n"
+            "scored with.\n"
             "Progress: a bar on a terminal, plain lines (every --log-every steps) otherwise.\n\n"
             "  -m, --model PATH        base model (GGUF)\n"
             "      --train FILE.csv    training rows (task schema)\n"
@@ -273,9 +277,11 @@ int cmd_train(int argc, char **argv) {
     train_progress_finish(&tp);
     if (rc) return cli_fail(CMD, "%s", err.msg);
     if (json)
-        printf("{\"steps\":%ld,\"best_step\":%ld,\"best_macro_f1\":%.6g,\"last_macro_f1\":%.6g,\"first_loss\":%.6g,"
+        printf("{\"steps\":%ld,\"best_step\":%ld,\"best_macro_f1\":%.6g,\"last_macro_f1\":%.6g,"
+               "\"best_macro_f1_raw\":%.6g,\"last_macro_f1_raw\":%.6g,\"selected_on\":\"%s\",\"first_loss\":%.6g,"
                "\"last_loss\":%.6g,\"tokens_per_s\":%.6g,\"s_per_step\":%.6g,\"adapter\":\"%s/adapter.gguf\"}\n",
-               res.steps, res.best_step, res.best_macro_f1, res.last_macro_f1, res.first_loss, res.last_loss,
-               res.tokens_per_s, res.s_per_step, o.out_dir);
+               res.steps, res.best_step, res.best_macro_f1, res.last_macro_f1, res.best_macro_f1_raw,
+               res.last_macro_f1_raw, o.no_calibrate ? "macro_f1" : "macro_f1_calibrated", res.first_loss,
+               res.last_loss, res.tokens_per_s, res.s_per_step, o.out_dir);
     return CLI_OK;
 }

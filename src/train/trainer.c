@@ -328,13 +328,16 @@ static int write_predictions(trainer_t *t, const eval_out_t *e, long step, tl_er
 
 /* ---- checkpoint: LoRA parameters, optimizer moments, counters ---- */
 
+/* Version 2: best_f1 is the selection figure (calibrated macro-F1 when the
+ * run calibrates, recorded in select_calibrated); version 1 held the raw one. */
 typedef struct {
     char magic[8];
     uint32_t version, rank;
     uint64_t n_params, seed, n_train, targets;
     int64_t step, best_step, adam_step;
     double best_f1, loss_sum;
-    int64_t loss_count, bad_evals, batch;
+    int64_t loss_count, bad_evals, batch, select_calibrated;
+    double best_f1_raw;
 } ckpt_head_t;
 
 typedef struct {
@@ -353,16 +356,17 @@ static void flat_copy(void *arg, float *p, float *g, size_t n) {
 
 typedef struct {
     long step, best_step, bad_evals, loss_count;
-    double best_f1, loss_sum;
+    double best_f1, best_f1_raw, loss_sum; /* best_f1: the selection figure */
 } train_state_t;
 
 static int save_checkpoint(trainer_t *t, const train_state_t *s, tl_err_t *err) {
     size_t np = t->opt->n;
-    ckpt_head_t h = {.magic = "TLCKPT1", .version = 1, .rank = (uint32_t)t->lora->rank, .n_params = np,
+    ckpt_head_t h = {.magic = "TLCKPT1", .version = 2, .rank = (uint32_t)t->lora->rank, .n_params = np,
                      .seed = t->o->seed, .n_train = (uint64_t)t->train.n, .targets = t->lora->targets,
                      .step = s->step, .best_step = s->best_step, .adam_step = t->opt->step, .best_f1 = s->best_f1,
                      .loss_sum = s->loss_sum, .loss_count = s->loss_count, .bad_evals = s->bad_evals,
-                     .batch = t->o->batch};
+                     .batch = t->o->batch, .select_calibrated = !t->o->no_calibrate,
+                     .best_f1_raw = s->best_f1_raw};
     float *p = malloc(sizeof(float) * (np ? np : 1));
     if (!p) return tl_fail(err, "checkpoint: out of memory");
     flat_ctx_t c = {p, 0, 0};
@@ -394,8 +398,19 @@ static int load_checkpoint(trainer_t *t, train_state_t *s, tl_err_t *err) {
         tl_fail(err, "checkpoint: out of memory");
         goto done;
     }
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, "TLCKPT1", 8) || h.version != 1) {
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, "TLCKPT1", 8) || h.version < 1 || h.version > 2) {
         tl_fail(err, "%s: not a tasklm checkpoint", path);
+        goto done;
+    }
+    if (h.version == 1) {
+        tl_fail(err, "%s: written by an older tasklm that selected the best adapter on the uncalibrated macro-F1; "
+                     "start the run again without --resume", path);
+        goto done;
+    }
+    if (h.select_calibrated != !t->o->no_calibrate) {
+        tl_fail(err, "%s: written %s --no-calibrate (the best adapter is selected on the %s macro-F1); resume with "
+                     "the same setting", path, h.select_calibrated ? "without" : "with",
+                h.select_calibrated ? "calibrated" : "uncalibrated");
         goto done;
     }
     if (h.n_params != np || h.rank != (uint32_t)t->lora->rank || h.targets != t->lora->targets ||
@@ -411,7 +426,7 @@ static int load_checkpoint(trainer_t *t, train_state_t *s, tl_err_t *err) {
     flat_ctx_t c = {p, 0, 1};
     lora_visit(t->lora, flat_copy, &c);
     t->opt->step = h.adam_step;
-    s->step = h.step, s->best_step = h.best_step, s->best_f1 = h.best_f1;
+    s->step = h.step, s->best_step = h.best_step, s->best_f1 = h.best_f1, s->best_f1_raw = h.best_f1_raw;
     s->loss_sum = h.loss_sum, s->loss_count = h.loss_count, s->bad_evals = h.bad_evals;
     rc = 0;
 done:
@@ -536,8 +551,24 @@ static void teardown(trainer_t *t) {
     task_free(t->task);
 }
 
-static char *metrics_line(trainer_t *t, const eval_out_t *e, const label_calib_t *cal, long step, double epoch,
-                          double train_loss, float lr, double tps, int is_best) {
+static void add_per_class(trainer_t *t, cJSON *o, const char *f1_key, const char *conf_key, const metrics_t *mt) {
+    cJSON *f1 = cJSON_AddObjectToObject(o, f1_key);
+    for (int l = 0; l < t->n_labels; l++) cJSON_AddNumberToObject(f1, t->task->labels[l], mt->f1[l]);
+    cJSON *conf = cJSON_AddArrayToObject(o, conf_key);
+    for (int g = 0; g < t->n_labels; g++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int p = 0; p < t->n_labels; p++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)mt->confusion[g][p]));
+        cJSON_AddItemToArray(conf, row);
+    }
+}
+
+/* One evaluation record. The uncalibrated figures keep their names (macro_f1,
+ * accuracy, per_class_f1, confusion); with calibration the figures of the
+ * biased argmax follow as *_calibrated. selection_f1 is the figure the best
+ * adapter and early stopping go by (the calibrated macro-F1 when calibrating:
+ * the one the adapter is scored with). */
+static char *metrics_line(trainer_t *t, const eval_out_t *e, const label_calib_t *cal, const metrics_t *mcal,
+                          long step, double epoch, double train_loss, float lr, double tps, int is_best) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "epoch", epoch);
@@ -546,14 +577,13 @@ static char *metrics_line(trainer_t *t, const eval_out_t *e, const label_calib_t
     cJSON_AddNumberToObject(o, "eval_loss", e->loss);
     cJSON_AddNumberToObject(o, "macro_f1", e->mt.macro_f1);
     cJSON_AddNumberToObject(o, "accuracy", e->mt.accuracy);
-    cJSON *f1 = cJSON_AddObjectToObject(o, "per_class_f1");
-    for (int l = 0; l < t->n_labels; l++) cJSON_AddNumberToObject(f1, t->task->labels[l], e->mt.f1[l]);
-    cJSON *conf = cJSON_AddArrayToObject(o, "confusion");
-    for (int g = 0; g < t->n_labels; g++) {
-        cJSON *row = cJSON_CreateArray();
-        for (int p = 0; p < t->n_labels; p++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)e->mt.confusion[g][p]));
-        cJSON_AddItemToArray(conf, row);
+    add_per_class(t, o, "per_class_f1", "confusion", &e->mt);
+    if (cal) {
+        cJSON_AddNumberToObject(o, "macro_f1_calibrated", mcal->macro_f1);
+        cJSON_AddNumberToObject(o, "accuracy_calibrated", mcal->accuracy);
+        add_per_class(t, o, "per_class_f1_calibrated", "confusion_calibrated", mcal);
     }
+    cJSON_AddNumberToObject(o, "selection_f1", cal ? mcal->macro_f1 : e->mt.macro_f1);
     cJSON *labs = cJSON_AddArrayToObject(o, "labels");
     for (int l = 0; l < t->n_labels; l++) cJSON_AddItemToArray(labs, cJSON_CreateString(t->task->labels[l]));
     cJSON_AddNumberToObject(o, "n_eval", (double)e->n);
@@ -573,6 +603,21 @@ static char *metrics_line(trainer_t *t, const eval_out_t *e, const label_calib_t
     return s;
 }
 
+/* Fits the label-prior bias on the evaluation rows (task/calib.h), stores it
+ * in the adapter's metadata and computes the metrics of the biased argmax. */
+static int eval_calibrate(trainer_t *t, const eval_out_t *e, label_calib_t *cal, metrics_t *mcal, tl_err_t *err) {
+    size_t ec[TASK_MAX_LABELS] = {0};
+    for (long i = 0; i < e->n; i++) ec[e->gold[i]]++;
+    if (label_calib_fit(e->lp, e->gold, (size_t)e->n, (size_t)t->n_labels, t->train_counts, ec, cal, err)) return -1;
+    label_bias_format(t->task, cal->bias, t->lora->label_bias, sizeof t->lora->label_bias);
+    int *pred = malloc(sizeof(int) * (size_t)(e->n ? e->n : 1));
+    if (!pred) return tl_fail(err, "calibration: out of memory");
+    for (long i = 0; i < e->n; i++) pred[i] = label_bias_argmax(e->lp + i * t->n_labels, cal->bias, (size_t)t->n_labels);
+    int rc = metrics_compute(e->gold, pred, (size_t)e->n, (size_t)t->n_labels, mcal, err);
+    free(pred);
+    return rc;
+}
+
 static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
     const trainer_opts_t *o = t->o;
     long n = t->train.n, steps_per_epoch = (n + o->batch - 1) / o->batch;
@@ -580,7 +625,7 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
     if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
     long warmup = o->warmup_steps >= 0 ? o->warmup_steps : total / 10;
     adamw_cfg_t acfg = {0.9f, 0.999f, 1e-8f, o->weight_decay};
-    train_state_t s = {.best_f1 = -1.0, .best_step = -1};
+    train_state_t s = {.best_f1 = -1.0, .best_f1_raw = -1.0, .best_step = -1};
     if (o->resume) {
         if (load_checkpoint(t, &s, err) || reload_metrics(t, s.step, err)) return -1;
         tlog(t, "train: resumed at step %ld of %ld", s.step, total);
@@ -665,26 +710,25 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
             eval_out_free(&e);
             return -1;
         }
-        int better = e.mt.macro_f1 > s.best_f1;
         double train_loss = s.loss_count ? s.loss_sum / s.loss_count : NAN;
         /* the label-prior bias for this adapter, fitted on the evaluation rows (task/calib.h) */
         label_calib_t cal;
+        metrics_t mcal;
         int calibrated = !o->no_calibrate && e.n > 0;
-        if (calibrated) {
-            size_t ec[TASK_MAX_LABELS] = {0};
-            for (long i = 0; i < e.n; i++) ec[e.gold[i]]++;
-            if (label_calib_fit(e.lp, e.gold, (size_t)e.n, (size_t)t->n_labels, t->train_counts, ec, &cal, err)) {
-                eval_out_free(&e);
-                return -1;
-            }
-            label_bias_format(t->task, cal.bias, t->lora->label_bias, sizeof t->lora->label_bias);
+        if (calibrated && eval_calibrate(t, &e, &cal, &mcal, err)) {
+            eval_out_free(&e);
+            return -1;
         }
-        char *line = metrics_line(t, &e, calibrated ? &cal : NULL, s.step, (double)s.step / steps_per_epoch, train_loss,
-                                  lr, tps, better);
+        /* select and stop on the macro-F1 the adapter will be scored with */
+        double sel_f1 = calibrated ? mcal.macro_f1 : e.mt.macro_f1;
+        int better = sel_f1 > s.best_f1;
+        char *line = metrics_line(t, &e, calibrated ? &cal : NULL, &mcal, s.step, (double)s.step / steps_per_epoch,
+                                  train_loss, lr, tps, better);
         int bad = !line || append_metrics(t, line, err) || write_predictions(t, &e, s.step, err);
         free(line);
         if (!bad && better) {
-            s.best_f1 = e.mt.macro_f1;
+            s.best_f1 = sel_f1;
+            s.best_f1_raw = e.mt.macro_f1;
             s.best_step = s.step;
             s.bad_evals = 0;
             bad = lora_save_gguf(t->lora, out_path(t, "adapter.gguf"), err);
@@ -693,11 +737,12 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         }
         if (!bad) bad = lora_save_gguf(t->lora, out_path(t, "adapter-last.gguf"), err);
         tlog(t, "eval: step %ld train_loss %.4f eval_loss %.4f macro_f1 %.4f accuracy %.4f%s", s.step, train_loss,
-             e.loss, e.mt.macro_f1, e.mt.accuracy, better ? " (best)" : "");
+             e.loss, e.mt.macro_f1, e.mt.accuracy, better && !calibrated ? " (best)" : "");
         if (calibrated)
-            tlog(t, "eval: step %ld label-prior bias %s (lambda %.3g): macro_f1 %.4f", s.step, t->lora->label_bias,
-                 cal.lambda, cal.macro_f1);
-        res->last_macro_f1 = e.mt.macro_f1;
+            tlog(t, "eval: step %ld label-prior bias %s (lambda %.3g): macro_f1 %.4f accuracy %.4f%s", s.step,
+                 t->lora->label_bias, cal.lambda, mcal.macro_f1, mcal.accuracy, better ? " (best)" : "");
+        res->last_macro_f1 = sel_f1;
+        res->last_macro_f1_raw = e.mt.macro_f1;
         eval_out_free(&e);
         s.loss_sum = 0.0;
         s.loss_count = 0;
@@ -707,13 +752,15 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
         run_tokens = 0;
         if (o->stop_after > 0 && s.step >= o->stop_after) break;
         if (o->patience > 0 && s.bad_evals >= o->patience && s.step < total) {
-            tlog(t, "train: early stop at step %ld (no better macro-F1 in %ld evaluations)", s.step, s.bad_evals);
+            tlog(t, "train: early stop at step %ld (no better %smacro-F1 in %ld evaluations)", s.step,
+                 o->no_calibrate ? "" : "calibrated ", s.bad_evals);
             break;
         }
     }
     res->steps = s.step;
     res->best_step = s.best_step;
     res->best_macro_f1 = s.best_f1;
+    res->best_macro_f1_raw = s.best_f1_raw;
     res->tokens_per_s = all_secs > 0 ? all_tokens / all_secs : 0.0;
     res->s_per_step = run_steps ? all_secs / run_steps : 0.0;
     return 0;

@@ -2,7 +2,9 @@
  * continuation, loss on the label tokens only), shuffled mini-batches with
  * gradient accumulation, AdamW with warm-up and decay, periodic evaluation by
  * label scoring (argmax of the label log-probabilities) with metrics appended
- * to OUT/metrics.jsonl, the best adapter by macro-F1 (OUT/adapter.gguf), the
+ * to OUT/metrics.jsonl, the best adapter by macro-F1 (OUT/adapter.gguf; the
+ * macro-F1 after the label-prior calibration fitted at that evaluation, the
+ * figure the adapter is scored with, unless no_calibrate), the
  * last one (OUT/adapter-last.gguf), early stopping and a resumable checkpoint
  * (OUT/checkpoint.bin). */
 #ifndef TL_TRAIN_TRAINER_H
@@ -36,7 +38,8 @@ typedef struct {
     int eval_every;      /* steps; <= 0: only at the end */
     long eval_limit;     /* < 0: all eval rows */
     long train_limit;    /* < 0: all train rows */
-    int patience;        /* evaluations without a better macro-F1 before stopping; <= 0: never */
+    int patience;        /* evaluations without a better selection macro-F1 (calibrated unless
+                          * no_calibrate) before stopping; <= 0: never */
     uint64_t seed;
     int threads;
     bool end_token;      /* append EOS to the answer */
@@ -54,10 +57,14 @@ typedef struct {
 
 void trainer_opts_default(trainer_opts_t *o);
 
+/* best_macro_f1 / last_macro_f1 are the selection figure (the calibrated
+ * macro-F1 on the eval rows unless no_calibrate); *_raw the uncalibrated one
+ * of the same evaluations. */
 typedef struct {
     long steps;
     long best_step;
     double best_macro_f1, last_macro_f1, first_loss, last_loss;
+    double best_macro_f1_raw, last_macro_f1_raw;
     double tokens_per_s, s_per_step;
 } trainer_result_t;
 

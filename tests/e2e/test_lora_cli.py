@@ -2,8 +2,8 @@
 exactly as the model written by `tasklm merge` (byte-identical predictions
 CSV), an adapter whose shapes do not fit the base is refused naming the
 tensor; `tasklm cv` over the folds of `tasklm data prepare --folds` prints a
-per-fold table whose numbers are each fold's best line of its own
-metrics.jsonl, writes cv.json with mean and sample sd, rejects --folds 1
+per-fold table whose numbers are each fold's best-marked line of its own
+metrics.jsonl (calibrated figures), writes cv.json with mean and sample sd, rejects --folds 1
 and missing fold files, and with --resume skips finished folds, continues an
 interrupted one from its checkpoint to the uninterrupted result and refuses
 other settings; the progress display draws a bar on a terminal (pty)
@@ -119,20 +119,25 @@ def main():
     if c.check(r.returncode == 0, "cv --folds 2 succeeds", r.stderr[-400:]):
         lines = r.stdout.strip().split("\n")
         hdr = lines[0].split()
-        c.check(len(lines) == 4 and hdr[:3] == ["fold", "accuracy", "macro_f1"] and hdr[-2:] == ["eval_loss", "step"]
-                and len(hdr) == 3 + 2 + 3 and lines[3].startswith("mean +- sd"),
+        c.check(len(lines) == 4 and hdr[:3] == ["fold", "accuracy", "macro_f1"]
+                and hdr[-3:] == ["eval_loss", "raw_f1", "step"] and len(hdr) == 3 + 3 + 3
+                and lines[3].startswith("mean +- sd"),
                 "table: header, one row per fold, mean +- sd", r.stdout)
         cvj = json.load(open(os.path.join(cvout, "cv.json")))
         c.check(cvj["k"] == 2 and len(cvj["folds"]) == 2, "cv.json lists 2 folds")
         ok = True
         for fold in cvj["folds"]:
             m = [json.loads(x) for x in open(os.path.join(cvout, f"fold-{fold['fold']}", "metrics.jsonl"))]
-            best = max(m, key=lambda x: x["macro_f1"])
-            ok &= abs(best["macro_f1"] - fold["macro_f1"]) < 1e-9 and abs(best["accuracy"] - fold["accuracy"]) < 1e-9
+            # the line adapter.gguf was kept at, with the figures it scores with (calibrated)
+            best = [x for x in m if x["best"]][-1]
+            ok &= abs(best["macro_f1_calibrated"] - fold["macro_f1"]) < 1e-9
+            ok &= abs(best["accuracy_calibrated"] - fold["accuracy"]) < 1e-9
+            ok &= abs(best["macro_f1"] - fold["macro_f1_raw"]) < 1e-9
             ok &= abs(best["eval_loss"] - fold["eval_loss"]) < 1e-9 and fold["best_step"] == best["step"]
-            ok &= all(abs(best["per_class_f1"][k] - v) < 1e-9 for k, v in fold["per_class_f1"].items())
+            ok &= all(abs(best["per_class_f1_calibrated"][k] - v) < 1e-9 for k, v in fold["per_class_f1"].items())
             ok &= os.path.exists(os.path.join(cvout, f"fold-{fold['fold']}", "adapter.gguf"))
-        c.check(ok, "each fold's numbers are the best line of its own metrics.jsonl; adapters written")
+        c.check(ok, "each fold's numbers are the calibrated figures of the best-marked line of its metrics.jsonl; "
+                "adapters written")
         f1s = [f["macro_f1"] for f in cvj["folds"]]
         c.check(abs(cvj["mean"]["macro_f1"] - statistics.mean(f1s)) < 1e-9
                 and abs(cvj["sd"]["macro_f1"] - statistics.stdev(f1s)) < 1e-9, "mean and sample sd of macro-F1")
