@@ -6,7 +6,6 @@
 
 #include "quant/matmul_ext.h"
 #include "quant/matmul_amx.h"
-#include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
 #include "quant/matmul_pack.h"
 #include "quant/matmul_kernels.h"
@@ -45,13 +44,11 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 size_t matmul_scratch_bytes(int64_t n_in, int n_tokens) {
     /* the larger of the two activation encodings, rounded up to whole blocks,
-     * then the tiled kernels' panel (matmul_gemm.h) */
+     * then the packed kernels' side rows or the AMX panel */
     int64_t nb = (n_in + MM_QK - 1) / MM_QK, nbk = (n_in + MM_QK_K - 1) / MM_QK_K;
     size_t row = (size_t)nb * sizeof(mm_block_q8_1_t), row_k = (size_t)nbk * sizeof(mm_block_q8_k_t);
     int n = n_tokens > 0 ? n_tokens : 1;
-    size_t panel = mm_gemm_panel_bytes(n_in, n), amx = mm_amx_panel_bytes(n_in, n);
-    size_t side = (size_t)nb * sizeof(mm_pack_side_t) * (size_t)n;
-    if (amx > panel) panel = amx;
+    size_t panel = mm_amx_panel_bytes(n_in, n), side = (size_t)nb * sizeof(mm_pack_side_t) * (size_t)n;
     if (side > panel) panel = side;
     return round64((row > row_k ? row : row_k) * (size_t)n) + panel + 64;
 }
@@ -184,14 +181,6 @@ static void quantize_rows(const mm_job_t *j, long t0, long t1) {
 
 static void quantize_range(void *ctx, int ith, long t0, long t1) { quantize_rows(ctx, t0, t1); }
 
-/* Quantize and pack whole panel tiles, so one dispatch prepares the tiled kernels' input. */
-static void quantize_pack_range(void *ctx, int ith, long k0, long k1) {
-    mm_job_t *j = ctx;
-    long t1 = k1 * MM_GEMM_TS < j->n_tokens ? k1 * MM_GEMM_TS : j->n_tokens;
-    quantize_rows(j, k0 * MM_GEMM_TS, t1);
-    mm_gemm_pack(j->w->type, j->w->n_in, j->act, j->act_row, j->n_tokens, k0, k1, j->panel);
-}
-
 /* Rows [r0, r1) of w for every token, one row at a time (n_tokens == 1 and the types without tiles). */
 static void rows_plain(const mm_job_t *j, const mm_weight_t *w, float *out, long r0, long r1) {
     for (long r = r0; r < r1; r++) {
@@ -234,7 +223,7 @@ static void quantize_side_range(void *ctx, int ith, long t0, long t1) {
     }
 }
 
-enum { KIND_PLAIN, KIND_GEMM, KIND_K_GEMM, KIND_AMX, KIND_PACK };
+enum { KIND_PLAIN, KIND_K_GEMM, KIND_AMX, KIND_PACK };
 
 /* Items [i0, i1) of the combined row space through one kind of kernel. */
 static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
@@ -250,13 +239,11 @@ static void rows_range(const mm_job_t *j, int kind, long i0, long i1) {
             continue;
         }
         if (kind == KIND_AMX) mm_amx_rows(w, j->panel, j->n_tokens, r0, r1, j->outs[k]);
-        else if (kind == KIND_GEMM) mm_gemm_rows(w, j->panel, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k], j->level);
         else if (kind == KIND_K_GEMM) mm_k_gemm_rows(w, j->act, j->act_row, j->n_tokens, r0, r1, j->outs[k]);
         else rows_plain(j, w, j->outs[k], r0, r1);
     }
 }
 
-static void gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_GEMM, i0, i1); }
 static void k_gemm_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_K_GEMM, i0, i1); }
 static void plain_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_PLAIN, i0, i1); }
 static void amx_range(void *ctx, int ith, long i0, long i1) { rows_range(ctx, KIND_AMX, i0, i1); }
@@ -274,7 +261,6 @@ static void run_rows(mm_job_t *j, int kind, const mm_env_t *env) {
     long n = j->start[j->nw];
     threadpool_range_fn fn = kind == KIND_PACK   ? pack_range
                              : kind == KIND_AMX  ? amx_range
-                             : kind == KIND_GEMM ? gemm_range
                              : kind == KIND_K_GEMM ? k_gemm_range
                                                    : plain_range;
     threadpool_for(env->pool, n, grain_of(n, env), fn, j);
@@ -337,26 +323,13 @@ int matmul_forward_n(float *const *outs, const float *x, const mm_weight_t *cons
         j.act_row = w->type == GGML_TYPE_Q4_1  ? (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_1_t)
                     : mm_k_supports(w->type) ? (size_t)(w->n_in / MM_QK_K) * sizeof(mm_block_q8_k_t)
                                              : (size_t)(w->n_in / MM_QK) * sizeof(mm_block_q8_0_t);
-        bool gemm = mm_gemm_supports(w->type, w->n_in, n_tokens, env->level);
-        bool packed = gemm && env->level == CPU_LEVEL_AVX512; /* the AVX2 tiles read the rows in place */
-        size_t act_bytes = round64(j.act_row * (size_t)n_tokens);
-        size_t need = packed ? act_bytes + mm_gemm_panel_bytes(w->n_in, n_tokens) : j.act_row * (size_t)n_tokens;
-        if (need > env->scratch_bytes)
+        if (j.act_row * (size_t)n_tokens > env->scratch_bytes)
             return tl_fail(err, "matmul: scratch of %zu bytes is too small for %d tokens of %lld", env->scratch_bytes,
                            n_tokens, (long long)w->n_in);
         j.act = env->scratch;
-        if (packed) {
-            j.panel = (char *)env->scratch + act_bytes;
-            threadpool_for(env->pool, (n_tokens + MM_GEMM_TS - 1) / MM_GEMM_TS, 1, quantize_pack_range, &j);
-        } else if (n_tokens == 1) {
-            quantize_rows(&j, 0, 1);
-        } else {
-            threadpool_for(env->pool, n_tokens, 4, quantize_range, &j);
-        }
-        if (gemm) {
-            kind = KIND_GEMM;
-            j.unit = 4; /* whole row tiles */
-        } else if (mm_k_gemm_supports(w->type, n_tokens, env->level)) {
+        if (n_tokens == 1) quantize_rows(&j, 0, 1);
+        else threadpool_for(env->pool, n_tokens, 4, quantize_range, &j);
+        if (mm_k_gemm_supports(w->type, n_tokens, env->level)) {
             kind = KIND_K_GEMM;
         }
     }

@@ -7,11 +7,13 @@
  * computes them; F32 weights use an fp32 dot product.
  *
  * Every kernel has a scalar reference twin; the level argument selects the
- * SIMD variant (see core/cpu.h), tests compare them. Batched calls
- * (n_tokens > 1) at the AVX2/AVX-512 levels go through the tiled kernels of
- * matmul_gemm.h, which reuse each weight block across tokens and rows and give
- * every token the same bits as the single-row kernel of that level, so a
- * token's result does not depend on the batch it is in. */
+ * SIMD variant (see core/cpu.h), tests compare them. The 32-element types
+ * (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1) sum each block exactly in int32 and scale it
+ * with one fused multiply-add per block, the same bits at every level; weights
+ * with a packed copy (w->pack, made by model_load: matmul_pack.h) go through
+ * kernels that multiply 16 rows by several tokens at once. Q4_K/Q6_K have their
+ * own tiled kernels (matmul_k.h). A token's result never depends on the batch
+ * it is in. */
 #ifndef TL_QUANT_MATMUL_H
 #define TL_QUANT_MATMUL_H
 
@@ -24,12 +26,12 @@
 #include "core/threadpool.h"
 
 typedef struct {
-    uint32_t type;    /* ggml_type_t: F32, Q4_1 or Q8_0 */
+    uint32_t type;    /* ggml_type_t (matmul_supports_type) */
     int64_t n_in;     /* elements per row (ne[0]) */
     int64_t n_out;    /* rows (ne[1]) */
     const void *data; /* n_out rows of row_bytes each */
     size_t row_bytes;
-    const void *pack; /* Q8_0: the rows repacked in groups of 16 (matmul_pack.h), or NULL */
+    const void *pack; /* the rows repacked in groups of 16 (matmul_pack.h), or NULL */
 } mm_weight_t;
 
 typedef struct {

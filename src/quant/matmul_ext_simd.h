@@ -46,49 +46,14 @@ EXT_AVX2 static inline __m256i ext_dot_i8_avx2(__m256i qw, __m256i qa) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-/* 16 int32 partial sums of two blocks' signed products, with VNNI. */
-EXT_AVX512 static inline __m512i ext_dot_i8_avx512(__m512i qw, __m512i qa) {
-    const __m512i zero = _mm512_setzero_si512();
-    __mmask64 neg = _mm512_movepi8_mask(qw);
-    return _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), _mm512_mask_sub_epi8(qa, neg, zero, qa));
-}
-
-EXT_AVX512 static inline __m512i ext_join(__m256i lo, __m256i hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
 EXT_AVX2 static inline __m256i ext_load_q8(const mm_block_q8_0_t *a) {
     return _mm256_loadu_si256((const __m256i *)a->qs);
 }
 
-/* The per-level loops, given an expander EXPAND(block pointer) -> __m256i of signed bytes. */
-#define EXT_DEFINE_DOTS(NAME, BLOCK_T, EXPAND)                                                                 \
-    EXT_AVX2 static float NAME##_avx2(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {              \
-        __m256 acc = _mm256_setzero_ps();                                                                      \
-        for (int64_t b = 0; b < n / MM_QK; b++) {                                                              \
-            __m256i p = ext_dot_i8_avx2(EXPAND(&w[b]), ext_load_q8(&a[b]));                                    \
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(ext_h2f(w[b].d) * ext_h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc); \
-        }                                                                                                      \
-        return ext_hsum256(acc);                                                                               \
-    }                                                                                                          \
-    EXT_AVX512 static float NAME##_avx512(int64_t n, const BLOCK_T *w, const mm_block_q8_0_t *a) {          \
-        int64_t nb = n / MM_QK, b = 0;                                                                         \
-        __m512 acc = _mm512_setzero_ps();                                                                      \
-        for (; b + 2 <= nb; b += 2) {                                                                          \
-            __m512i p = ext_dot_i8_avx512(ext_join(EXPAND(&w[b]), EXPAND(&w[b + 1])),                          \
-                                          ext_join(ext_load_q8(&a[b]), ext_load_q8(&a[b + 1])));               \
-            __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(ext_h2f(w[b].d) * ext_h2f(a[b].d)),        \
-                                            _mm512_set1_ps(ext_h2f(w[b + 1].d) * ext_h2f(a[b + 1].d)));       \
-            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);                                              \
-        }                                                                                                      \
-        float s = _mm512_reduce_add_ps(acc);                                                                   \
-        if (b < nb) s += NAME##_avx2(MM_QK, w + b, a + b);                                                     \
-        return s;                                                                                              \
-    }
-
-/* The same, with the numerics of matmul_pack.h (Q4_0, IQ4_NL): each block's
- * exact int32 sum, then acc = fmaf(d_w * d_a, sum, acc) in block order; both
- * levels give the scalar reference's bits. */
+/* The per-level loops, given an expander EXPAND(block pointer) -> __m256i of
+ * signed bytes, with the numerics of matmul_pack.h: each block's exact int32
+ * sum, then acc = fmaf(d_w * d_a, sum, acc) in block order; both levels give
+ * the scalar reference's bits. */
 EXT_AVX2 static inline int32_t ext_hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));

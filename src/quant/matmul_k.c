@@ -5,7 +5,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "quant/matmul_gemm.h"
 #include "quant/matmul_kernels.h"
 #include "quant/types.h"
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/cpu.h"
+#include "quant/matmul.h"
 
 #define MM_QK_K 256
 
@@ -28,6 +29,12 @@ size_t mm_k_row_bytes(uint32_t type, int64_t n_in);
 void matmul_quantize_q8_k(const float *x, mm_block_q8_k_t *y, int64_t n);
 /* One weight row (of `type`) times one Q8_K activation row. */
 float mm_k_dot(uint32_t type, int64_t n, const void *w, const mm_block_q8_k_t *a, cpu_level_t level);
+
+/* n_tokens > 1 at CPU_LEVEL_AVX512: rows [r0, r1) of w times every Q8_K
+ * activation row (act_row bytes apart), each super-block unpacked once for
+ * eight tokens; out[t * n_out + r] equals mm_k_dot at that level bit for bit. */
+bool mm_k_gemm_supports(uint32_t type, int n_tokens, cpu_level_t level);
+void mm_k_gemm_rows(const mm_weight_t *w, const void *act, size_t act_row, int n_tokens, long r0, long r1, float *out);
 
 float matmul_dot_q4_k_q8_k(int64_t n, const mm_block_q4_k_t *w, const mm_block_q8_k_t *a, cpu_level_t level);
 float matmul_dot_q6_k_q8_k(int64_t n, const mm_block_q6_k_t *w, const mm_block_q8_k_t *a, cpu_level_t level);

@@ -16,10 +16,11 @@
 
 /* Formats: 0 Q8_0 (bytes w + 128), 1 Q4_0 (nibbles, value nibble - 8),
  * 2 IQ4_NL (nibbles, value = level[nibble]). */
-enum { F_Q8 = 0, F_Q4_0 = 1, F_IQ4 = 2, F_Q4_1 = 3 };
+enum { F_Q8 = 0, F_Q4_0 = 1, F_IQ4 = 2, F_Q4_1 = 3, F_Q5_0 = 4 };
 
 /* Bytes of a group's block; offset of its value chunks; the activation block's size and values offset. */
-#define BB(F) ((F) == F_Q8 ? MM_PACK_BLOCK_BYTES : (F) == F_Q4_1 ? MM_PACK_BLOCK_BYTES_4 + 64 : MM_PACK_BLOCK_BYTES_4)
+#define BB(F) \
+    ((F) == F_Q8 ? MM_PACK_BLOCK_BYTES : (F) == F_Q4_1 || (F) == F_Q5_0 ? MM_PACK_BLOCK_BYTES_4 + 64 : MM_PACK_BLOCK_BYTES_4)
 #define QO(F) ((F) == F_Q4_1 ? 128 : 64)
 #define AB(F) ((F) == F_Q4_1 ? sizeof(mm_block_q8_1_t) : sizeof(mm_block_q8_0_t))
 #define AQ(F) ((F) == F_Q4_1 ? 4 : 2)
@@ -30,6 +31,7 @@ static int format_of(uint32_t type) {
     case GGML_TYPE_Q4_0: return F_Q4_0;
     case GGML_TYPE_IQ4_NL: return F_IQ4;
     case GGML_TYPE_Q4_1: return F_Q4_1;
+    case GGML_TYPE_Q5_0: return F_Q5_0;
     default: return -1;
     }
 }
@@ -40,7 +42,14 @@ bool mm_pack_supports(const mm_weight_t *w) {
     return format_of(w->type) >= 0 && w->n_in >= MM_QK && w->n_in % MM_QK == 0 && w->n_out > 0;
 }
 
-int32_t mm_pack_offset(uint32_t type) { return type == GGML_TYPE_Q4_0 ? 8 : type == GGML_TYPE_Q4_1 ? 0 : 128; }
+int32_t mm_pack_offset(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_Q4_0: return 8;
+    case GGML_TYPE_Q5_0: return 16;
+    case GGML_TYPE_Q4_1: return 0;
+    default: return 128;
+    }
+}
 
 static long n_groups(const mm_weight_t *w) { return (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS); }
 
@@ -80,7 +89,13 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
                     /* chunk kk, byte 4i + j: low nibble element 8kk + j, high nibble element 8kk + 4 + j;
                      * rows past n_out: the nibble of value 0 (Q4_0: 8; IQ4_NL has no 0 level, the scale is 0) */
                     const uint8_t *qs = NULL;
-                    if (x && f == F_Q4_1) {
+                    uint32_t qh = 0;
+                    if (x && f == F_Q5_0) {
+                        const uint8_t *xb = x + (size_t)b * (6 + MM_QK / 2);
+                        memcpy(&dh, xb, 2);
+                        memcpy(&qh, xb + 2, 4);
+                        qs = xb + 6;
+                    } else if (x && f == F_Q4_1) {
                         const mm_block_q4_1_t *xb = (const mm_block_q4_1_t *)x + b;
                         dh = xb->d, mh = xb->m;
                         qs = xb->qs;
@@ -93,6 +108,13 @@ void mm_pack_groups(const mm_weight_t *w, void *dst, long g0, long g1) {
                         for (int j = 0; j < 4; j++)
                             q[64 * kk + 4 * i + j] = qs ? (uint8_t)(nib(qs, 8 * kk + j) | nib(qs, 8 * kk + 4 + j) << 4)
                                                         : (f == F_Q4_0 ? 0x88 : 0x00);
+                    if (f == F_Q5_0) /* the fifth bits: chunk k's 64-bit word, bit 4i + j = element 4k + j */
+                        for (int k = 0; k < 8; k++)
+                            for (int j = 0; j < 4; j++) {
+                                uint8_t *pl = blk + 320 + 8 * k + (4 * i + j) / 8;
+                                unsigned bit = (4 * i + j) % 8;
+                                *pl = (uint8_t)((*pl & ~(1u << bit)) | ((qh >> (4 * k + j)) & 1u) << bit);
+                            }
                 }
                 d[i] = x ? mm_fp16_to_fp32(dh) : 0.0f;
                 mn[i] = x ? mm_fp16_to_fp32(mh) : 0.0f;
@@ -156,6 +178,11 @@ P512 P_INLINE __m512i chunk512(const int F, const uint8_t *blk, int k) {
     if (F == F_IQ4) {
         __m128i lv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)mm_iq4_nl_levels), _mm_set1_epi8((char)0x80));
         n = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(lv), n);
+    }
+    if (F == F_Q5_0) { /* nibble | fifth bit << 4 */
+        uint64_t hb;
+        memcpy(&hb, blk + 320 + 8 * k, 8);
+        n = _mm512_or_si512(n, _mm512_maskz_mov_epi8((__mmask64)hb, _mm512_set1_epi8(0x10)));
     }
     return n;
 }
@@ -271,6 +298,16 @@ P256 P_INLINE __m256i chunk256(const int F, const uint8_t *blk, int half, int k)
     __m256i n = (k & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f))
                         : _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
     if (F == F_Q4_1) return n; /* unsigned nibbles */
+    if (F == F_Q5_0) {
+        uint32_t hb;
+        memcpy(&hb, blk + 320 + 8 * k + 4 * half, 4);
+        __m256i v8 = _mm256_shuffle_epi8(_mm256_set1_epi32((int)hb), _mm256_setr_epi64x(0, 0x0101010101010101LL,
+                                                                                       0x0202020202020202LL,
+                                                                                       0x0303030303030303LL));
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v8, bit), bit), _mm256_set1_epi8(0x10));
+        return _mm256_sub_epi8(_mm256_or_si256(n, hi), _mm256_set1_epi8(16));
+    }
     if (F == F_Q4_0) return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
     __m128i lv = _mm_loadu_si128((const __m128i *)mm_iq4_nl_levels);
     return _mm256_shuffle_epi8(_mm256_set_m128i(lv, lv), n);
@@ -362,6 +399,14 @@ P256 static void rows256_q4_1(const mm_weight_t *w, const char *a, size_t ar, co
                               long g1, float *o) {
     rows256_of(F_Q4_1, w, a, ar, s, n, g0, g1, o);
 }
+P512 static void rows512_q5_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows512_of(F_Q5_0, w, a, ar, s, n, g0, g1, o);
+}
+P256 static void rows256_q5_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                              long g1, float *o) {
+    rows256_of(F_Q5_0, w, a, ar, s, n, g0, g1, o);
+}
 P512 static void rows512_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
                              long g1, float *o) {
     rows512_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
@@ -386,11 +431,13 @@ void mm_pack_rows(const mm_weight_t *w, const void *act, size_t act_row, const m
         if (f == F_Q8) rows512_q8(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_0) rows512_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_1) rows512_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q5_0) rows512_q5_0(w, act, act_row, side, n_tokens, g0, g1, out);
         else rows512_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else if (level == CPU_LEVEL_AVX2 && w->pack) {
         if (f == F_Q8) rows256_q8(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_0) rows256_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
         else if (f == F_Q4_1) rows256_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
+        else if (f == F_Q5_0) rows256_q5_0(w, act, act_row, side, n_tokens, g0, g1, out);
         else rows256_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
     } else {
         long r1 = g1 * MM_PACK_ROWS < w->n_out ? g1 * MM_PACK_ROWS : (long)w->n_out;

@@ -4,8 +4,8 @@
 #include "quant/matmul_ext_simd.h"
 #include "quant/matmul_kernels.h"
 
-/* Q4_0 follows the numerics of matmul_pack.h (exact block sums, one fused
- * multiply-add per block); Q5_0 llama.cpp's per-lane order. */
+/* Both follow the numerics of matmul_pack.h: exact block sums, one fused
+ * multiply-add per block. */
 static float dot_q4_0_ref(int64_t n, const mm_block_q4_0_t *w, const mm_block_q8_0_t *a) {
     float acc = 0.0f;
     for (int64_t b = 0; b < n / MM_QK; b++) {
@@ -20,7 +20,7 @@ static float dot_q4_0_ref(int64_t n, const mm_block_q4_0_t *w, const mm_block_q8
 }
 
 static float dot_q5_0_ref(int64_t n, const mm_block_q5_0_t *w, const mm_block_q8_0_t *a) {
-    float sumf = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < n / MM_QK; b++) {
         uint32_t qh = (uint32_t)w[b].qh[0] | (uint32_t)w[b].qh[1] << 8 | (uint32_t)w[b].qh[2] << 16 |
                       (uint32_t)w[b].qh[3] << 24;
@@ -30,9 +30,9 @@ static float dot_q5_0_ref(int64_t n, const mm_block_q5_0_t *w, const mm_block_q8
             int hi = (int)((w[b].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
             sumi += lo * a[b].qs[j] + hi * a[b].qs[j + MM_QK / 2];
         }
-        sumf += mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d) * (float)sumi;
+        acc = fmaf(mm_fp16_to_fp32(w[b].d) * mm_fp16_to_fp32(a[b].d), (float)sumi, acc);
     }
-    return sumf;
+    return acc;
 }
 
 EXT_AVX2 static inline __m256i expand_q4_0(const mm_block_q4_0_t *b) {
@@ -45,7 +45,7 @@ EXT_AVX2 static inline __m256i expand_q5_0(const mm_block_q5_0_t *b) {
 }
 
 EXT_DEFINE_DOTS_EXACT(dot_q4_0, mm_block_q4_0_t, expand_q4_0)
-EXT_DEFINE_DOTS(dot_q5_0, mm_block_q5_0_t, expand_q5_0)
+EXT_DEFINE_DOTS_EXACT(dot_q5_0, mm_block_q5_0_t, expand_q5_0)
 
 float matmul_dot_q4_0_q8_0(int64_t n, const mm_block_q4_0_t *w, const mm_block_q8_0_t *a, cpu_level_t level) {
     switch (level) {

@@ -1,6 +1,6 @@
-/* The tiled matrix-matrix kernels (quant/matmul_gemm.h) behind matmul_forward
- * for n_tokens > 1: every output equals the single-row dot product of the same
- * level (matmul_dot_* / mm_ext_dot) bit for bit, for odd token counts, row
+/* matmul_forward for n_tokens > 1 over plain (unpacked) rows and the K-type
+ * tiles: every output equals the single-row dot product of the same level
+ * (matmul_dot_* / mm_ext_dot / mm_k_dot) bit for bit, for odd token counts, row
  * counts that are not a multiple of the tile, odd block counts (the AVX2 tail
  * block), random weight bytes (extreme values such as Q8_0 -128), and any
  * thread count. The single-row SIMD kernels are themselves checked against
@@ -12,7 +12,6 @@
 #include "quant/matmul.h"
 #include "quant/matmul_amx.h"
 #include "quant/matmul_ext.h"
-#include "quant/matmul_gemm.h"
 #include "quant/matmul_k.h"
 #include "quant/matmul_pack.h"
 #include "quant/quantize.h"
@@ -213,20 +212,16 @@ TEST(quantizers_simd_bytes_equal_scalar) {
 }
 
 TEST(gemm_dispatch_rules) {
-    cpu_level_t best = cpu_detect_level();
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 576, 1, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 32, 8, CPU_LEVEL_AVX512));
-    CHECK(mm_gemm_supports(GGML_TYPE_Q5_0, 32, 8, CPU_LEVEL_AVX2));
-    CHECK(!mm_gemm_supports(GGML_TYPE_F32, 576, 8, best));
-    CHECK(!mm_gemm_supports(GGML_TYPE_Q5_0, 576, 8, CPU_LEVEL_SCALAR));
-    /* Q8_0, Q4_0, IQ4_NL and Q4_1 have their own packed kernels (matmul_pack.h, test_pack.c) */
-    const uint32_t packed[4] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1};
-    for (int i = 0; i < 4; i++) {
-        CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX512));
-        CHECK(!mm_gemm_supports(packed[i], 576, 8, CPU_LEVEL_AVX2));
+    /* the 32-element types have packed kernels (matmul_pack.h, test_pack.c); F32 and the K types do not */
+    const uint32_t packed[5] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0};
+    for (int i = 0; i < 5; i++) {
+        mm_weight_t w = {.type = packed[i], .n_in = 576, .n_out = 20};
+        CHECK(mm_pack_supports(&w));
     }
-    CHECK_EQ_INT(mm_gemm_panel_bytes(32, 8), 0);
-    CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + mm_gemm_panel_bytes(576, 64));
+    mm_weight_t f = {.type = GGML_TYPE_F32, .n_in = 576, .n_out = 20}, k = {.type = GGML_TYPE_Q4_K, .n_in = 512, .n_out = 20};
+    CHECK(!mm_pack_supports(&f));
+    CHECK(!mm_pack_supports(&k));
+    CHECK(matmul_scratch_bytes(576, 64) >= 64 * 18 * sizeof(mm_block_q8_1_t) + 64 * 18 * sizeof(mm_pack_side_t));
 }
 
 

@@ -1,5 +1,5 @@
 /* Packed weights (quant/matmul_pack.h): matmul_forward over the packed copy
- * of Q8_0, Q4_0, IQ4_NL and Q4_1 weights, at every SIMD level the CPU has, and over
+ * of Q8_0, Q4_0, IQ4_NL, Q4_1 and Q5_0 weights, at every SIMD level the CPU has, and over
  * the plain rows (no pack), equals the scalar definition (mm_pack_dot_ref,
  * mm_ext_dot at the scalar level) bit for bit, for token counts around
  * the tile sizes, row counts that are not a multiple of 16, one-block rows,
@@ -106,9 +106,9 @@ TEST(packed_and_plain_equal_definition_at_every_level) {
     const int64_t n_ins[4] = {32, 96, 576, 1536};
     const int64_t n_outs[5] = {1, 16, 17, 40, 192};
     const int toks[9] = {1, 2, 3, 5, 7, 8, 9, 17, 21};
-    const uint32_t types[4] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1};
+    const uint32_t types[5] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0};
     int bad = 0;
-    for (int ty = 0; ty < 4; ty++) {
+    for (int ty = 0; ty < 5; ty++) {
         for (int a = 0; a < 4; a++)
             for (int o = 0; o < 5; o++)
                 for (int k = 0; k < 9; k++) {
