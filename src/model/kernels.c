@@ -8,10 +8,46 @@
 #include "quant/matmul.h"
 #include "quant/types.h"
 
+static cpu_level_t level_once(void) {
+    static int level = -1;
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = (int)cpu_detect_level();
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return (cpu_level_t)l;
+}
+
+/* Sum of squares in double over 8 interleaved partial sums (element i into
+ * sum i % 8; each square is exact in double), combined in a fixed tree: the
+ * AVX-512 form is the same operations, so the scale has the same bits at every
+ * level. */
+static double sumsq_ref(const float *x, int n) {
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < n; i++) a[i % 8] += (double)x[i] * (double)x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+VEXP_AVX512 static double sumsq_avx512(const float *x, int n) {
+    __m512d acc = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        acc = _mm512_fmadd_pd(v, v, acc); /* the product is exact: one rounding, as a[k] += x * x */
+    }
+    double a[8];
+    _mm512_storeu_pd(a, acc);
+    for (; i < n; i++) a[i % 8] += (double)x[i] * (double)x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+float rmsnorm_scale(const float *x, int n, float eps) {
+    double ss = level_once() == CPU_LEVEL_AVX512 ? sumsq_avx512(x, n) : sumsq_ref(x, n);
+    return 1.0f / sqrtf((float)(ss / n) + eps);
+}
+
 void rmsnorm_forward(float *y, const float *x, const float *w, int n, float eps) {
-    double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    float scale = rmsnorm_scale(x, n, eps);
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
 }
 
@@ -40,15 +76,6 @@ void rope_forward(float *x, int n_heads, int head_dim, int n_rot, const float *c
     }
 }
 
-static cpu_level_t level_once(void) {
-    static int level = -1;
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        l = (int)cpu_detect_level();
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return (cpu_level_t)l;
-}
 
 /* x[i] = vexp(x[i] - mx), the same bits at every level. */
 VEXP_AVX512 static void exp_shift_avx512(float *x, int n, float mx) {

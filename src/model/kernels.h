@@ -15,7 +15,10 @@ static inline long attn_grain(long n_items, const threadpool_t *pool) {
     return g < 1 ? 1 : g;
 }
 
-/* y = x / sqrt(mean(x^2) + eps) * w, n elements (sum of squares in double). */
+/* 1 / sqrt(mean(x^2) + eps), the sum of squares in double (8 interleaved
+ * partial sums in a fixed order: the same bits at every CPU level). */
+float rmsnorm_scale(const float *x, int n, float eps);
+/* y = x * rmsnorm_scale(x) * w, n elements. */
 void rmsnorm_forward(float *y, const float *x, const float *w, int n, float eps);
 
 /* Rotation tables for one position: cs[2*i] = cos(theta_i), cs[2*i+1] = sin(theta_i),

@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/kernels.h"
 #include "train/matmul_bwd.h"
 
 void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, int n, float eps, int accumulate) {
-    double ss = 0.0, dot = 0.0;
-    for (int i = 0; i < n; i++) {
-        ss += (double)x[i] * x[i];
-        dot += (double)dy[i] * w[i] * x[i];
-    }
-    /* same rounding of the scale as rmsnorm_forward */
-    float r = 1.0f / sqrtf((float)(ss / n) + eps);
+    double dot = 0.0;
+    for (int i = 0; i < n; i++) dot += (double)dy[i] * w[i] * x[i];
+    float r = rmsnorm_scale(x, n, eps); /* the forward pass's scale, bit for bit */
     float c = (float)(dot * (double)r * r * r / n);
     for (int i = 0; i < n; i++) {
         float g = dy[i] * w[i] * r - x[i] * c;

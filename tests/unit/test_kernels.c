@@ -340,6 +340,22 @@ TEST(vexp_accuracy_and_levels_agree) {
     CHECK(memcmp(s, want, sizeof want) == 0);
 }
 
+/* rmsnorm_scale (the CPU's best level) equals its definition, 8 interleaved
+ * double sums in a fixed tree, bit for bit, for lengths around the SIMD width. */
+TEST(rmsnorm_scale_is_its_definition) {
+    const int ns[6] = {1, 7, 8, 9, 576, 1537};
+    static float x[1537];
+    for (int c = 0; c < 6; c++) {
+        int n = ns[c];
+        for (int i = 0; i < n; i++) x[i] = (float)(urand() * 6 - 3) * (i % 11 == 0 ? 50.0f : 1.0f);
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int i = 0; i < n; i++) a[i % 8] += (double)x[i] * (double)x[i];
+        double ss = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        float want = 1.0f / sqrtf((float)(ss / n) + 1e-5f), got = rmsnorm_scale(x, n, 1e-5f);
+        CHECK(memcmp(&want, &got, sizeof want) == 0);
+    }
+}
+
 TEST(attention_vs_naive) {
     int hd = 8, n_kv = 6;
     long stride = 24; /* rows interleave three kv heads */
@@ -457,6 +473,7 @@ int main(void) {
     RUN(rope_vs_naive);
     RUN(softmax_and_swiglu);
     RUN(vexp_accuracy_and_levels_agree);
+    RUN(rmsnorm_scale_is_its_definition);
     RUN(attention_vs_naive);
     RUN(round_fp16_all_levels);
     RUN(attention_v_sum_all_levels);
