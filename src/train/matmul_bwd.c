@@ -259,6 +259,7 @@ typedef struct {
     float *dx;
     const float *dyp; /* dy packed (tl_gemm_pack_a), K = n_out */
     const mm_weight_t *w;
+    const mm_dq_t *dq; /* the weight's panels built once, or NULL */
     int n_tokens, accumulate;
     cpu_level_t level;
     int64_t blk;        /* columns per block of the type */
@@ -276,7 +277,9 @@ static void bwd_cols(void *arg, int ith, int nth) {
     long N = w->n_in, O = w->n_out, np = (nc + TL_GEMM_NR - 1) / TL_GEMM_NR;
     /* tile: BWD_KC dequantized rows x nc; panels: the same in np panels of TL_GEMM_NR columns */
     float *tile = NULL, *panels = NULL;
-    if (w->type != GGML_TYPE_F32) {
+    const float *cached = j->dq ? j->dq->bwd : NULL;
+    long np_all = (N + TL_GEMM_NR - 1) / TL_GEMM_NR;
+    if (w->type != GGML_TYPE_F32 && !cached) {
         tile = malloc(sizeof(float) * (size_t)(BWD_KC * nc));
         panels = malloc(sizeof(float) * (size_t)(BWD_KC * np * TL_GEMM_NR));
         if (!tile || !panels) {
@@ -304,8 +307,10 @@ static void bwd_cols(void *arg, int ith, int nth) {
         int acc = j->accumulate || o0 > 0;
         for (long p = 0; p < np; p++) {
             int nr = nc - p * TL_GEMM_NR < TL_GEMM_NR ? (int)(nc - p * TL_GEMM_NR) : TL_GEMM_NR;
-            const float *B = tile ? panels + p * R * TL_GEMM_NR : (const float *)w->data + o0 * N + c0 + p * TL_GEMM_NR;
-            long ldb = tile ? TL_GEMM_NR : N;
+            const float *B = cached ? cached + o0 * np_all * TL_GEMM_NR + (c0 / TL_GEMM_NR + p) * R * TL_GEMM_NR
+                             : tile ? panels + p * R * TL_GEMM_NR
+                                    : (const float *)w->data + o0 * N + c0 + p * TL_GEMM_NR;
+            long ldb = cached || tile ? TL_GEMM_NR : N;
             tl_gemm_panel(j->n_tokens, R, j->dyp + o0 * TL_GEMM_MR, ap_ld, B, ldb, nr, j->dx + c0 + p * TL_GEMM_NR, N,
                           acc, j->level);
         }
@@ -315,9 +320,15 @@ static void bwd_cols(void *arg, int ith, int nth) {
 
 int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                           int accumulate, tl_err_t *err) {
+    return matmul_backward_input_dq(dx, dy, w, NULL, n_tokens, env, accumulate, err);
+}
+
+int matmul_backward_input_dq(float *dx, const float *dy, const mm_weight_t *w, const mm_dq_t *dq, int n_tokens,
+                             const mm_env_t *env, int accumulate, tl_err_t *err) {
     if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
         return tl_fail(err, "matmul backward: unsupported weight type %u", w->type);
-    bwd_job_t j = {.dx = dx, .w = w, .n_tokens = n_tokens, .accumulate = accumulate, .level = env->level};
+    bwd_job_t j = {.dx = dx, .w = w, .dq = dq && dq->bwd ? dq : NULL, .n_tokens = n_tokens, .accumulate = accumulate,
+                   .level = env->level};
     if (w->type == GGML_TYPE_F32) {
         j.blk = 1;
         j.blk_bytes = sizeof(float);
@@ -347,6 +358,7 @@ typedef struct {
     float *y;
     const float *xp; /* x packed (tl_gemm_pack_a), K = n_in */
     const mm_weight_t *w;
+    const mm_dq_t *dq; /* the weight's panels built once, or NULL */
     int n_tokens;
     cpu_level_t level;
     int failed;
@@ -359,10 +371,11 @@ static void fwd_rows(void *arg, int ith, int nth) {
     threadpool_split(nb, ith, nth, &b0, &b1);
     if (b0 >= b1) return;
     long N = w->n_in, O = w->n_out;
+    const float *cached = j->dq ? j->dq->fwd : NULL;
     /* rows: dequantized rows of the panel; packed: the panel transposed, N x TL_GEMM_NR */
-    float *rows = w->type == GGML_TYPE_F32 ? NULL : malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
-    float *packed = malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
-    if ((w->type != GGML_TYPE_F32 && !rows) || !packed) {
+    float *rows = w->type == GGML_TYPE_F32 || cached ? NULL : malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
+    float *packed = cached ? NULL : malloc(sizeof(float) * (size_t)(TL_GEMM_NR * N));
+    if (!cached && ((w->type != GGML_TYPE_F32 && !rows) || !packed)) {
         j->failed = 1;
         free(rows), free(packed);
         return;
@@ -370,6 +383,15 @@ static void fwd_rows(void *arg, int ith, int nth) {
     for (long b = b0; b < b1; b++) {
         long o0 = b * TL_GEMM_NR;
         int R = O - o0 < TL_GEMM_NR ? (int)(O - o0) : TL_GEMM_NR;
+        if (cached) {
+            const float *pb = cached + b * N * TL_GEMM_NR;
+            for (long k0 = 0; k0 < N; k0 += FWD_KC) {
+                int kc = N - k0 < FWD_KC ? (int)(N - k0) : FWD_KC;
+                tl_gemm_panel(j->n_tokens, kc, j->xp + k0 * TL_GEMM_MR, N * TL_GEMM_MR, pb + k0 * TL_GEMM_NR,
+                              TL_GEMM_NR, R, j->y + o0, O, k0 > 0, j->level);
+            }
+            continue;
+        }
         const float *src = (const float *)w->data + o0 * N;
         if (rows) {
             for (int r = 0; r < R; r++)
@@ -396,10 +418,15 @@ static void fwd_rows(void *arg, int ith, int nth) {
 
 int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                            tl_err_t *err) {
+    return matmul_forward_dequant_dq(y, x, w, NULL, n_tokens, env, err);
+}
+
+int matmul_forward_dequant_dq(float *y, const float *x, const mm_weight_t *w, const mm_dq_t *dq, int n_tokens,
+                              const mm_env_t *env, tl_err_t *err) {
     if (w->type != GGML_TYPE_F32 && !ggml_type_can_dequantize(w->type))
         return tl_fail(err, "matmul: unsupported weight type %u", w->type);
     if (n_tokens <= 0) return 0;
-    fwd_job_t j = {.y = y, .w = w, .n_tokens = n_tokens, .level = env->level};
+    fwd_job_t j = {.y = y, .w = w, .dq = dq && dq->fwd ? dq : NULL, .n_tokens = n_tokens, .level = env->level};
     float *owned;
     if (!(j.xp = pack_a(x, n_tokens, (int)w->n_in, env, &owned))) return tl_fail(err, "matmul: out of memory");
     if (env->pool) threadpool_run(env->pool, fwd_rows, &j);
@@ -407,4 +434,80 @@ int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n
     free(owned);
     if (j.failed) return tl_fail(err, "matmul: out of memory or bad block data");
     return 0;
+}
+
+/* ---- dequantized panels built once ---- */
+
+typedef struct {
+    const mm_weight_t *w;
+    mm_dq_t *d;
+    int failed;
+} dq_job_t;
+
+/* Row blocks [b0, b1) of BWD_KC rows: dequantize, then write both layouts. */
+static void dq_range(void *ctx, int ith, long b0, long b1) {
+    dq_job_t *j = ctx;
+    const mm_weight_t *w = j->w;
+    long N = w->n_in, O = w->n_out, np_all = (N + TL_GEMM_NR - 1) / TL_GEMM_NR;
+    float *row = malloc(sizeof(float) * (size_t)N);
+    if (!row) {
+        j->failed = 1;
+        return;
+    }
+    for (long ob = b0; ob < b1; ob++) {
+        long o0 = ob * BWD_KC;
+        long R = O - o0 < BWD_KC ? O - o0 : BWD_KC;
+        for (long r = 0; r < R; r++) {
+            long o = o0 + r;
+            if (dequantize_row(w->type, (const char *)w->data + (size_t)o * w->row_bytes, row, N, NULL)) {
+                j->failed = 1;
+                free(row);
+                return;
+            }
+            /* forward: panel o / NR, element (i, o % NR) */
+            float *fp = j->d->fwd + (o / TL_GEMM_NR) * N * TL_GEMM_NR + o % TL_GEMM_NR;
+            for (long i = 0; i < N; i++) fp[i * TL_GEMM_NR] = row[i];
+            /* backward: row block o0 (R rows), panel p, row r */
+            float *bp = j->d->bwd + o0 * np_all * TL_GEMM_NR + r * TL_GEMM_NR;
+            for (long p = 0; p < np_all; p++) {
+                long n = N - p * TL_GEMM_NR < TL_GEMM_NR ? N - p * TL_GEMM_NR : TL_GEMM_NR;
+                memcpy(bp + p * R * TL_GEMM_NR, row + p * TL_GEMM_NR, sizeof(float) * (size_t)n);
+            }
+        }
+    }
+    free(row);
+}
+
+bool mm_dq_wanted(const mm_weight_t *w) {
+    if (w->type == GGML_TYPE_F32 || !ggml_type_can_dequantize(w->type)) return false;
+    int64_t blk = ggml_type_block_size(w->type);
+    return blk > 0 && blk % TL_GEMM_NR == 0 && w->n_in % blk == 0;
+}
+
+int mm_dq_build(mm_dq_t *d, const mm_weight_t *w, threadpool_t *pool, tl_err_t *err) {
+    d->fwd = d->bwd = NULL;
+    if (!mm_dq_wanted(w)) return 0;
+    long N = w->n_in, O = w->n_out, np_all = (N + TL_GEMM_NR - 1) / TL_GEMM_NR;
+    size_t nf = (size_t)((O + TL_GEMM_NR - 1) / TL_GEMM_NR) * (size_t)N * TL_GEMM_NR;
+    size_t nbw = (size_t)O * (size_t)np_all * TL_GEMM_NR;
+    d->fwd = calloc(nf, sizeof(float));
+    d->bwd = calloc(nbw, sizeof(float));
+    if (!d->fwd || !d->bwd) {
+        mm_dq_free(d);
+        return tl_fail(err, "training: out of memory for the dequantized weights (%zu MiB)",
+                       (nf + nbw) * sizeof(float) >> 20);
+    }
+    dq_job_t j = {.w = w, .d = d};
+    threadpool_for(pool, (O + BWD_KC - 1) / BWD_KC, 1, dq_range, &j);
+    if (j.failed) {
+        mm_dq_free(d);
+        return tl_fail(err, "training: cannot dequantize a %lld x %lld weight", (long long)O, (long long)N);
+    }
+    return 0;
+}
+
+void mm_dq_free(mm_dq_t *d) {
+    free(d->fwd);
+    free(d->bwd);
+    d->fwd = d->bwd = NULL;
 }

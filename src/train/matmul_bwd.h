@@ -28,6 +28,26 @@ int matmul_backward_input(float *dx, const float *dy, const mm_weight_t *w, int 
 int matmul_forward_dequant(float *y, const float *x, const mm_weight_t *w, int n_tokens, const mm_env_t *env,
                            tl_err_t *err);
 
+/* A frozen weight's dequantized values laid out as the two products read
+ * them, built once per training run so that no step dequantizes or
+ * transposes: fwd holds, per panel of TL_GEMM_NR rows, the n_in x NR
+ * transposed rows; bwd, per block of 128 rows (R of them) and per panel of NR
+ * columns, R x NR values. The products read the same floats in the same
+ * order as when they build the panels on the fly, so results are the same
+ * bits. Costs 8 bytes per weight element; only for block types whose block
+ * size is a multiple of NR (the Q and K quants), else both stay NULL. */
+typedef struct {
+    float *fwd, *bwd;
+} mm_dq_t;
+bool mm_dq_wanted(const mm_weight_t *w);
+int mm_dq_build(mm_dq_t *d, const mm_weight_t *w, threadpool_t *pool, tl_err_t *err);
+void mm_dq_free(mm_dq_t *d);
+/* The products above reading a built mm_dq_t (NULL or empty: on the fly). */
+int matmul_backward_input_dq(float *dx, const float *dy, const mm_weight_t *w, const mm_dq_t *dq, int n_tokens,
+                             const mm_env_t *env, int accumulate, tl_err_t *err);
+int matmul_forward_dequant_dq(float *y, const float *x, const mm_weight_t *w, const mm_dq_t *dq, int n_tokens,
+                              const mm_env_t *env, tl_err_t *err);
+
 /* Panel width of tl_gemm_panel (columns of B and C per call) and its token block. */
 enum { TL_GEMM_NR = 32, TL_GEMM_MR = 8 };
 

@@ -19,9 +19,16 @@ typedef struct {
     size_t P_cap;
 } layer_act_t;
 
+typedef struct {
+    const mm_weight_t *w;
+    mm_dq_t d;
+} graph_dq_t;
+
 struct train_graph {
     const model_t *m;
     lora_t *lora;
+    graph_dq_t *wdq; /* the frozen weights' dequantized panels (train/matmul_bwd.h) */
+    int n_wdq;
     int max_tokens, n_threads;
     long E, Q, KV, F, V, max_in;
     layer_act_t *acts;
@@ -71,7 +78,49 @@ void train_graph_free(train_graph_t *g) {
     free(g->seq_off);
     free(g->att_kv), free(g->pdk), free(g->pdv);
     free(g->mm_scratch);
+    for (int i = 0; i < g->n_wdq; i++) mm_dq_free(&g->wdq[i].d);
+    free(g->wdq);
     free(g);
+}
+
+/* Dequantized panels for the quantized matrices the training products read,
+ * 8 bytes per weight element, up to a budget of 2 GiB (SmolLM2-135M: 1.1 GiB;
+ * the matrices past the budget are dequantized on the fly, as before). */
+#define DQ_BUDGET_BYTES ((size_t)2 << 30)
+static int build_dq(train_graph_t *g, tl_err_t *err) {
+    size_t used = 0;
+    const model_t *m = g->m;
+    size_t cap = 1 + 7 * (size_t)m->cfg.n_layer;
+    g->wdq = calloc(cap, sizeof *g->wdq);
+    if (!g->wdq) return tl_fail(err, "training graph: out of memory");
+    const mm_weight_t *ws[8];
+    for (uint32_t l = 0; l <= m->cfg.n_layer; l++) {
+        int n = 0;
+        if (l == m->cfg.n_layer) {
+            ws[n++] = &m->output;
+        } else {
+            const layer_t *L = &m->layers[l];
+            const mm_weight_t *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (int i = 0; i < 7; i++) ws[n++] = lw[i];
+        }
+        for (int i = 0; i < n; i++) {
+            if (!mm_dq_wanted(ws[i])) continue;
+            size_t bytes = 8 * (size_t)ws[i]->n_in * (size_t)ws[i]->n_out;
+            if (used + bytes > DQ_BUDGET_BYTES) continue;
+            used += bytes;
+            graph_dq_t *d = &g->wdq[g->n_wdq];
+            d->w = ws[i];
+            if (mm_dq_build(&d->d, ws[i], m->pool, err)) return -1;
+            g->n_wdq++;
+        }
+    }
+    return 0;
+}
+
+static const mm_dq_t *dq_of(const train_graph_t *g, const mm_weight_t *w) {
+    for (int i = 0; i < g->n_wdq; i++)
+        if (g->wdq[i].w == w) return &g->wdq[i].d;
+    return NULL;
 }
 
 int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max_tokens, tl_err_t *err) {
@@ -127,6 +176,10 @@ int train_graph_new(train_graph_t **out, const model_t *m, lora_t *lora, int max
         train_graph_free(g);
         return tl_fail(err, "training graph for %d tokens: out of memory", max_tokens);
     }
+    if (build_dq(g, err)) {
+        train_graph_free(g);
+        return -1;
+    }
     *out = g;
     return 0;
 }
@@ -162,7 +215,8 @@ static mm_env_t env_of(const train_graph_t *g) {
 static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const mm_weight_t *w, const float *bias,
                         int layer, int target, float *ax, tl_err_t *err) {
     mm_env_t env = env_of(g);
-    if (g->infer ? matmul_forward(y, x, w, N, &env, err) : matmul_forward_dequant(y, x, w, N, &env, err)) return -1;
+    if (g->infer ? matmul_forward(y, x, w, N, &env, err) : matmul_forward_dequant_dq(y, x, w, dq_of(g, w), N, &env, err))
+        return -1;
     long n_out = w->n_out;
     if (bias)
         for (int t = 0; t < N; t++)
@@ -183,7 +237,7 @@ static int proj_forward(train_graph_t *g, float *y, const float *x, int N, const
 static int proj_backward(train_graph_t *g, float *dx, int accumulate, int need_dx, const float *dy, const float *x,
                          int N, const mm_weight_t *w, int layer, int target, const float *ax, tl_err_t *err) {
     mm_env_t env = env_of(g);
-    if (need_dx && matmul_backward_input(dx, dy, w, N, &env, accumulate, err)) return -1;
+    if (need_dx && matmul_backward_input_dq(dx, dy, w, dq_of(g, w), N, &env, accumulate, err)) return -1;
     lora_mat_t *lm = lora_mat(g->lora, layer, (lora_target_t)target);
     if (!lm) return 0;
     threadpool_t *pool = g->m->pool;
@@ -470,7 +524,7 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
     {
         mm_env_t env = env_of(g);
         if (g->infer ? matmul_forward(g->logits, g->xnf, &m->output, n_ans, &env, err)
-                     : matmul_forward_dequant(g->logits, g->xnf, &m->output, n_ans, &env, err))
+                     : matmul_forward_dequant_dq(g->logits, g->xnf, &m->output, dq_of(g, &m->output), n_ans, &env, err))
             goto done;
     }
     k = 0;
@@ -496,7 +550,8 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
     }
     {
         mm_env_t env = env_of(g);
-        if (matmul_backward_input(g->dtmp, g->logits, &m->output, n_ans, &env, 0, err)) goto done;
+        if (matmul_backward_input_dq(g->dtmp, g->logits, &m->output, dq_of(g, &m->output), n_ans, &env, 0, err))
+            goto done;
         memset(g->dx, 0, sizeof(float) * (size_t)N * E);
         for (k = 0; k < n_ans; k++) {
             long p = g->ans_pos[k];

@@ -316,6 +316,53 @@ TEST(train_products_identical_for_any_thread_count) {
     free(q);
 }
 
+/* The dequantized panels built once per run (mm_dq_t) give the same bits as
+ * building them on the fly, for both products, any thread count, row counts
+ * over several 128-row blocks with a partial panel, and a K-quant. */
+TEST(dequantized_panels_built_once_same_bits) {
+    const uint32_t types[2] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+    const int nins[2] = {96, 512}, nouts[2] = {300, 75};
+    enum { NT = 11 };
+    tl_err_t err;
+    for (int c = 0; c < 2; c++) {
+        int NIN = nins[c], NOUT = nouts[c];
+        float *wf = malloc(sizeof(float) * (size_t)(NOUT * NIN)), *x = malloc(sizeof(float) * (size_t)(NT * NIN));
+        float *dy = malloc(sizeof(float) * (size_t)(NT * NOUT));
+        float *y0 = malloc(sizeof(float) * (size_t)(NT * NOUT)), *y1 = malloc(sizeof(float) * (size_t)(NT * NOUT));
+        float *d0 = malloc(sizeof(float) * (size_t)(NT * NIN)), *d1 = malloc(sizeof(float) * (size_t)(NT * NIN));
+        for (int i = 0; i < NOUT * NIN; i++) wf[i] = frand();
+        for (int i = 0; i < NT * NIN; i++) x[i] = frand();
+        for (int i = 0; i < NT * NOUT; i++) dy[i] = frand();
+        size_t rb = 0;
+        CHECK(ggml_row_bytes(types[c], NIN, &rb, &err) == 0);
+        unsigned char *q = malloc(rb * (size_t)NOUT);
+        for (int r = 0; r < NOUT; r++) CHECK(quantize_row(types[c], wf + r * NIN, q + r * rb, NIN, NULL, &err) == 0);
+        mm_weight_t w;
+        CHECK(matmul_weight_init(&w, "w", types[c], NIN, NOUT, q, &err) == 0);
+        CHECK(mm_dq_wanted(&w));
+        mm_env_t env1 = {.pool = NULL, .level = cpu_detect_level()};
+        CHECK(matmul_forward_dequant(y0, x, &w, NT, &env1, &err) == 0);
+        CHECK(matmul_backward_input(d0, dy, &w, NT, &env1, 0, &err) == 0);
+        for (int nth = 1; nth <= 3; nth++) {
+            threadpool_t *pool = NULL;
+            CHECK(threadpool_new(&pool, nth, &err) == 0);
+            mm_dq_t dq;
+            CHECK(mm_dq_build(&dq, &w, pool, &err) == 0);
+            CHECK(dq.fwd != NULL && dq.bwd != NULL);
+            mm_env_t env = {.pool = pool, .level = cpu_detect_level()};
+            CHECK(matmul_forward_dequant_dq(y1, x, &w, &dq, NT, &env, &err) == 0);
+            CHECK(matmul_backward_input_dq(d1, dy, &w, &dq, NT, &env, 0, &err) == 0);
+            CHECK(memcmp(y0, y1, sizeof(float) * (size_t)(NT * NOUT)) == 0);
+            CHECK(memcmp(d0, d1, sizeof(float) * (size_t)(NT * NIN)) == 0);
+            mm_dq_free(&dq);
+            threadpool_free(pool);
+        }
+        mm_weight_t f = {.type = GGML_TYPE_F32, .n_in = NIN, .n_out = NOUT, .data = wf, .row_bytes = sizeof(float) * NIN};
+        CHECK(!mm_dq_wanted(&f));
+        free(wf), free(x), free(dy), free(y0), free(y1), free(d0), free(d1), free(q);
+    }
+}
+
 TEST(backward_input_over_q8_0_equals_dequantized_product) {
     enum { NIN = 64, NOUT = 20, NT = 3 };
     /* Q8_0 blocks: fp16 scale + 32 int8 */
@@ -429,6 +476,7 @@ int main(void) {
     RUN(sgemm_all_transpositions_match_naive);
     RUN(gemm_panel_simd_bit_identical_to_scalar);
     RUN(train_products_identical_for_any_thread_count);
+    RUN(dequantized_panels_built_once_same_bits);
     RUN(backward_input_over_q8_0_equals_dequantized_product);
     RUN(backward_input_over_every_quantized_type_equals_dequantized_product);
     RUN(adamw_first_step_and_schedule);
