@@ -253,14 +253,17 @@ P512 P_INLINE void tokens512(const int F, const int G, const uint8_t *gp, size_t
                              const mm_pack_side_t *side, int n_tokens, float *out, int64_t n_out, long r0,
                              __mmask16 m0, __mmask16 m1) {
     const int TT = G == 2 ? PACK_T2 : PACK_T1;
-    long t = 0;
-    for (; t + TT <= n_tokens; t += TT) tile512(F, G, TT, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1);
-    switch (n_tokens - t) {
-#define TAIL(N) \
+    /* ceil(n / TT) tiles of nearly equal size (20 tokens: 5+5+5+5, not 6+6+6+2) */
+    long nt = (n_tokens + TT - 1) / TT;
+    for (long k = 0; k < nt; k++) {
+        long t = k * n_tokens / nt, n = (k + 1) * n_tokens / nt - t;
+        switch (n) {
+#define TILE(N) \
     case N: tile512(F, G, N, gp, gstride, nb, act, act_row, side, t, out, n_out, r0, m0, m1); break;
-    TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5) TAIL(6) TAIL(7)
-#undef TAIL
-    default: break;
+            TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8)
+#undef TILE
+        default: break;
+        }
     }
 }
 
