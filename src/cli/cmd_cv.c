@@ -66,6 +66,9 @@ static void fold_settings(const trainer_opts_t *o, const char *trainp, const cha
              o->epochs, o->max_steps, (double)o->lr, (double)o->weight_decay, (double)o->clip, o->warmup_steps,
              (int)o->sched, o->batch, o->eval_every, o->eval_limit, o->train_limit, o->patience,
              (unsigned long long)o->seed, (int)o->end_token, (int)!o->no_calibrate);
+    size_t len = strlen(buf);
+    if (o->eval_delay > 0 && len > 0 && len < n) /* only when set, so markers written before the option still match */
+        snprintf(buf + len - 1, n - len + 1, " eval_delay=%ld\n", o->eval_delay);
 }
 
 /* The evaluation whose adapter is the fold's adapter.gguf: the last line marked

@@ -35,6 +35,8 @@ void train_opts_usage(FILE *out) {
             "      --batch N           sequences per optimizer step (default 16)\n"
             "      --micro-batch N     sequences per forward pass; gradients accumulate (default = batch)\n"
             "      --eval-every N      steps between evaluations (default 20; 0 = only at the end)\n"
+            "      --eval-delay N      no evaluation before step N (the best adapter and early\n"
+            "                          stopping only consider later ones; default 0)\n"
             "      --eval-limit N      evaluate on the first N eval rows\n"
             "      --train-limit N     use the first N training rows\n"
             "      --patience N        stop after N evaluations without a better selection macro-F1\n"
@@ -99,7 +101,8 @@ static int parse_float(const char *s, double lo, double hi, float *out) {
 
 enum {
     O_TASK = 256, O_TASKDIR, O_RANK, O_ALPHA, O_TARGETS, O_DROPOUT, O_EPOCHS, O_MAXSTEPS, O_LR, O_SCHED, O_WARMUP,
-    O_WD, O_CLIP, O_BATCH, O_MICRO, O_EVERY, O_ELIMIT, O_TLIMIT, O_PATIENCE, O_END, O_SEED, O_LOGEVERY, O_JSON, O_NOCAL
+    O_WD, O_CLIP, O_BATCH, O_MICRO, O_EVERY, O_ELIMIT, O_TLIMIT, O_PATIENCE, O_END, O_SEED, O_LOGEVERY, O_JSON, O_NOCAL,
+    O_EDELAY
 };
 
 static const struct option shared_opts[] = {
@@ -112,6 +115,7 @@ static const struct option shared_opts[] = {
     {"weight-decay", required_argument, 0, O_WD},  {"clip", required_argument, 0, O_CLIP},
     {"batch", required_argument, 0, O_BATCH},      {"micro-batch", required_argument, 0, O_MICRO},
     {"eval-every", required_argument, 0, O_EVERY}, {"eval-limit", required_argument, 0, O_ELIMIT},
+    {"eval-delay", required_argument, 0, O_EDELAY},
     {"train-limit", required_argument, 0, O_TLIMIT}, {"patience", required_argument, 0, O_PATIENCE},
     {"end-token", no_argument, 0, O_END},          {"no-calibrate", no_argument, 0, O_NOCAL},          {"seed", required_argument, 0, O_SEED},
     {"threads", required_argument, 0, 't'},        {"log-every", required_argument, 0, O_LOGEVERY},
@@ -151,6 +155,7 @@ int train_opts_apply(int c, const char *arg, trainer_opts_t *o, const char **tas
     case O_BATCH: if (parse_long(arg, 1, 65536, &v)) bad = "--batch"; else o->batch = (int)v; break;
     case O_MICRO: if (parse_long(arg, 1, 1024, &v)) bad = "--micro-batch"; else o->micro_batch = (int)v; break;
     case O_EVERY: if (parse_long(arg, 0, 1L << 30, &v)) bad = "--eval-every"; else o->eval_every = (int)v; break;
+    case O_EDELAY: if (parse_long(arg, 0, 1L << 40, &v)) bad = "--eval-delay"; else o->eval_delay = v; break;
     case O_ELIMIT: if (parse_long(arg, 1, 1L << 40, &o->eval_limit)) bad = "--eval-limit"; break;
     case O_TLIMIT: if (parse_long(arg, 1, 1L << 40, &o->train_limit)) bad = "--train-limit"; break;
     case O_PATIENCE: if (parse_long(arg, 0, 1L << 30, &v)) bad = "--patience"; else o->patience = (int)v; break;

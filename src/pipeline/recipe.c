@@ -22,7 +22,7 @@ static const kind_spec_t kinds[] = {
     {"baseline", ""},
     {"eval", "variant:s,limit:i,data:s,input:s"},
     {"train", "rank:i,alpha:f,targets:s,dropout:f,epochs:i,max_steps:i,lr:f,schedule:s,warmup:i,weight_decay:f,"
-              "clip:f,batch:i,micro_batch:i,eval_every:i,eval_limit:i,train_limit:i,patience:i,seed:i,adapter:s,input:s"},
+              "clip:f,batch:i,micro_batch:i,eval_every:i,eval_delay:i,eval_limit:i,train_limit:i,patience:i,seed:i,adapter:s,input:s"},
     {"merge", "type:s"},
     {"quantize", "type:s,input:s"},
     {"prune", "remove:i,drop:s,calib_rows:i,method:s,cosine_only:i,ffn_keep:i,ffn_down_type:s,input:s"},

@@ -550,7 +550,8 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
             {"dropout", "--lora-dropout"}, {"epochs", "--epochs"},   {"max_steps", "--max-steps"},
             {"lr", "--lr"},            {"schedule", "--schedule"},   {"warmup", "--warmup"},
             {"weight_decay", "--weight-decay"}, {"clip", "--clip"},  {"batch", "--batch"},
-            {"micro_batch", "--micro-batch"}, {"eval_every", "--eval-every"}, {"eval_limit", "--eval-limit"},
+            {"micro_batch", "--micro-batch"}, {"eval_every", "--eval-every"}, {"eval_delay", "--eval-delay"},
+            {"eval_limit", "--eval-limit"},
             {"train_limit", "--train-limit"}, {"patience", "--patience"}, {"seed", "--seed"},
         };
         START("train");

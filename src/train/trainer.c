@@ -702,7 +702,7 @@ static int train_loop(trainer_t *t, trainer_result_t *res, tl_err_t *err) {
             log_secs = 0;
             log_tokens = 0;
         }
-        int do_eval = (o->eval_every > 0 && s.step % o->eval_every == 0) || s.step == total;
+        int do_eval = (o->eval_every > 0 && s.step % o->eval_every == 0 && s.step >= o->eval_delay) || s.step == total;
         if (!do_eval) continue;
         double tps = run_secs > 0 ? run_tokens / run_secs : 0.0;
         eval_out_t e;

@@ -36,6 +36,8 @@ typedef struct {
     sched_kind_t sched;
     int batch, micro_batch;
     int eval_every;      /* steps; <= 0: only at the end */
+    long eval_delay;     /* no evaluation (so no selection, no early stop) before this step; the
+                          * last step is always evaluated */
     long eval_limit;     /* < 0: all eval rows */
     long train_limit;    /* < 0: all train rows */
     int patience;        /* evaluations without a better selection macro-F1 (calibrated unless

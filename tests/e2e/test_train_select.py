@@ -16,6 +16,7 @@ stopped on the raw figure fails here:
 - --patience stops after that many evaluations without a better calibrated
   macro-F1;
 - --no-calibrate selects on the raw figure;
+- --eval-delay N evaluates (so selects) only from step N on;
 - --resume with the other calibration setting is refused."""
 import csv
 import json
@@ -137,6 +138,15 @@ def main():
             and all("macro_f1_calibrated" not in x and x["selection_f1"] == x["macro_f1"] for x in N)
             and json.loads(r.stdout)["selected_on"] == "macro_f1",
             "--no-calibrate: same raw figures, \"best\" marks the new maxima of the raw macro-F1", r.stderr[-300:])
+
+    # --eval-delay: no evaluation (so no selection) before that step
+    dl = os.path.join(tmp, "delay")
+    r = run_tasklm(["train"] + common + ["--out", dl, "--max-steps", "9", "--eval-delay", "6", "--json"])
+    D = read_lines(dl) if r.returncode == 0 else []
+    c.check(r.returncode == 0 and [x["step"] for x in D] == [6, 7, 8, 9]
+            and [x["macro_f1_calibrated"] for x in D] == cal[5:] and [x["best"] for x in D] == new_max_flags(cal[5:])
+            and json.loads(r.stdout)["best_step"] == 5 + 1 + max(range(4), key=lambda i: (cal[5 + i], -i)),
+            "--eval-delay 6: evaluations from step 6 on, the best among them", r.stderr[-300:])
 
     # the selection figure is part of the checkpoint: resuming with the other setting is refused
     part = os.path.join(tmp, "part")
