@@ -265,6 +265,16 @@ int cmd_generate(int argc, char **argv) {
             rc = cli_fail(CMD, "%s", err.msg);
             goto done;
         }
+        /* JSON must be valid UTF-8: the last tokens may end inside a character */
+        char *clean = NULL;
+        size_t clean_len = 0;
+        if (tokenizer_utf8_sanitize(out_text, out_len, &clean, &clean_len)) {
+            rc = cli_fail(CMD, "out of memory");
+            goto done;
+        }
+        free(out_text);
+        out_text = clean;
+        out_len = clean_len;
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "text", out_text);
         cJSON *arr = cJSON_AddArrayToObject(root, "ids");

@@ -160,7 +160,7 @@ typedef struct {
     int n_tokens;
     void *act;        /* quantized activations, or NULL for F32 weights */
     size_t act_row;   /* bytes per quantized activation row */
-    void *panel;      /* packed activations for the tiled kernels, or NULL */
+    void *panel;      /* packed activations for the AMX tiles, or NULL */
     mm_pack_side_t *side; /* Q8_0 packed weights: per token and block, the scale and correction */
     cpu_level_t level;
     int nw, unit;

@@ -113,6 +113,10 @@ int tok_ids_push(tok_ids_t *v, int32_t id) {
     return 0;
 }
 
+int tokenizer_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len) {
+    return tok_utf8_sanitize(text, len, out, out_len);
+}
+
 size_t tokenizer_utf8_check(const char *text, size_t len) {
     const uint8_t *s = (const uint8_t *)text;
     size_t i = 0;

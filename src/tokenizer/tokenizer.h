@@ -53,5 +53,9 @@ int tokenizer_decode(const tokenizer_t *t, const int32_t *ids, size_t n, char **
 /* Offset of the first byte that is not part of well-formed UTF-8 (overlong
  * forms, surrogates and code points past U+10FFFF are ill-formed), or len. */
 size_t tokenizer_utf8_check(const char *text, size_t len);
+/* A copy of text with every ill-formed byte sequence replaced by U+FFFD
+ * (malloc'd, NUL-terminated, *out_len bytes): for output that must be valid
+ * UTF-8, such as JSON, when generated tokens end inside a character. */
+int tokenizer_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len);
 
 #endif
