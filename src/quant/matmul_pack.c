@@ -386,62 +386,35 @@ P256 P_INLINE void rows256_of(const int F, const mm_weight_t *w, const char *act
     }
 }
 
-P512 static void rows512_q8(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                            long g1, float *o) {
-    rows512_of(F_Q8, w, a, ar, s, n, g0, g1, o);
-}
-P512 static void rows512_q4_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows512_of(F_Q4_0, w, a, ar, s, n, g0, g1, o);
-}
-P512 static void rows512_q4_1(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows512_of(F_Q4_1, w, a, ar, s, n, g0, g1, o);
-}
-P256 static void rows256_q4_1(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows256_of(F_Q4_1, w, a, ar, s, n, g0, g1, o);
-}
-P512 static void rows512_q5_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows512_of(F_Q5_0, w, a, ar, s, n, g0, g1, o);
-}
-P256 static void rows256_q5_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows256_of(F_Q5_0, w, a, ar, s, n, g0, g1, o);
-}
-P512 static void rows512_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                             long g1, float *o) {
-    rows512_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
-}
-P256 static void rows256_q8(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                            long g1, float *o) {
-    rows256_of(F_Q8, w, a, ar, s, n, g0, g1, o);
-}
-P256 static void rows256_q4_0(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                              long g1, float *o) {
-    rows256_of(F_Q4_0, w, a, ar, s, n, g0, g1, o);
-}
-P256 static void rows256_iq4(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
-                             long g1, float *o) {
-    rows256_of(F_IQ4, w, a, ar, s, n, g0, g1, o);
-}
+/* One function per format and level (the format a constant inside), indexed by F_*. */
+typedef void (*rows_fn)(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s, int n, long g0,
+                        long g1, float *o);
+#define ROWS_FN(LEVEL, TARGET, F)                                                                                   \
+    TARGET static void rows##LEVEL##_##F(const mm_weight_t *w, const char *a, size_t ar, const mm_pack_side_t *s,  \
+                                        int n, long g0, long g1, float *o) {                                      \
+        rows##LEVEL##_of(F, w, a, ar, s, n, g0, g1, o);                                                           \
+    }
+ROWS_FN(512, P512, F_Q8)
+ROWS_FN(512, P512, F_Q4_0)
+ROWS_FN(512, P512, F_IQ4)
+ROWS_FN(512, P512, F_Q4_1)
+ROWS_FN(512, P512, F_Q5_0)
+ROWS_FN(256, P256, F_Q8)
+ROWS_FN(256, P256, F_Q4_0)
+ROWS_FN(256, P256, F_IQ4)
+ROWS_FN(256, P256, F_Q4_1)
+ROWS_FN(256, P256, F_Q5_0)
+#undef ROWS_FN
+static const rows_fn rows512[5] = {rows512_F_Q8, rows512_F_Q4_0, rows512_F_IQ4, rows512_F_Q4_1, rows512_F_Q5_0};
+static const rows_fn rows256[5] = {rows256_F_Q8, rows256_F_Q4_0, rows256_F_IQ4, rows256_F_Q4_1, rows256_F_Q5_0};
 
 void mm_pack_rows(const mm_weight_t *w, const void *act, size_t act_row, const mm_pack_side_t *side, int n_tokens,
                   long g0, long g1, float *out, cpu_level_t level) {
     int f = format_of(w->type);
     if (level == CPU_LEVEL_AVX512 && w->pack) {
-        if (f == F_Q8) rows512_q8(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q4_0) rows512_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q4_1) rows512_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q5_0) rows512_q5_0(w, act, act_row, side, n_tokens, g0, g1, out);
-        else rows512_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
+        rows512[f](w, act, act_row, side, n_tokens, g0, g1, out);
     } else if (level == CPU_LEVEL_AVX2 && w->pack) {
-        if (f == F_Q8) rows256_q8(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q4_0) rows256_q4_0(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q4_1) rows256_q4_1(w, act, act_row, side, n_tokens, g0, g1, out);
-        else if (f == F_Q5_0) rows256_q5_0(w, act, act_row, side, n_tokens, g0, g1, out);
-        else rows256_iq4(w, act, act_row, side, n_tokens, g0, g1, out);
+        rows256[f](w, act, act_row, side, n_tokens, g0, g1, out);
     } else {
         long r1 = g1 * MM_PACK_ROWS < w->n_out ? g1 * MM_PACK_ROWS : (long)w->n_out;
         for (long r = g0 * MM_PACK_ROWS; r < r1; r++) {
