@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "quant/matmul_ext_simd.h"
 #include "quant/matmul_kernels.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
@@ -30,13 +31,6 @@ AVX2_TARGET static inline __m256i unpack_nibbles(const uint8_t *qs) {
 /* Q4_1: the exact block sum (unsigned nibbles times a), then
  * acc = fmaf(d_w * d_a, sum, acc) and acc = fmaf(m, s_a, acc) in block order,
  * the numerics of matmul_pack.h (the same bits at every level). */
-AVX2_TARGET static inline int32_t hsum_epi32_q41(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, const mm_block_q8_1_t *a) {
     float acc = 0.0f;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -44,7 +38,7 @@ AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, con
         __m256i qw = unpack_nibbles(w[b].qs);
         __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qa), ones);
-        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)hsum_epi32_q41(p), acc);
+        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)ext_hsum_epi32(p), acc);
         acc = fmaf(h2f(w[b].m), h2f(a[b].s), acc);
     }
     return acc;
@@ -52,13 +46,6 @@ AVX2_TARGET float mm_dot_q4_1_q8_1_avx2(int64_t n, const mm_block_q4_1_t *w, con
 
 /* Q8_0: the exact int32 sum of each block, then acc = fmaf(d_w * d_a, sum, acc)
  * in block order, the numerics of matmul_pack.h (the same bits at every level). */
-AVX2_TARGET static inline int32_t hsum_epi32_256(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 AVX2_TARGET float mm_dot_q8_0_q8_0_avx2(int64_t n, const mm_block_q8_0_t *w, const mm_block_q8_0_t *a) {
     float acc = 0.0f;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -66,7 +53,7 @@ AVX2_TARGET float mm_dot_q8_0_q8_0_avx2(int64_t n, const mm_block_q8_0_t *w, con
         __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs);
         __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw)), ones);
-        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)hsum_epi32_256(p), acc);
+        acc = fmaf(h2f(w[b].d) * h2f(a[b].d), (float)ext_hsum_epi32(p), acc);
     }
     return acc;
 }
