@@ -20,7 +20,10 @@
 #include "cli/cli.h"
 #include "cli/train_opts.h"
 #include "io/atomic_file.h"
+#include "task/eval_model.h"
+#include "task/prepare.h"
 #include "task/task.h"
+#include "train/lora.h"
 
 #define CMD "cv"
 
@@ -36,6 +39,12 @@ static void usage(FILE *out) {
             "loss, the uncalibrated macro-F1 (raw_f1) and the step; then mean +- sample standard\n"
             "deviation. The label bias is fitted on the fold's evaluation rows, as the selection\n"
             "is. OUT/cv.json holds the same numbers.\n\n"
+            "With --val-split F the fold's test rows are held out entirely, as in a single run:\n"
+            "F of the fold's training rows (deduplicated first) become validation rows, written\n"
+            "with the rest into OUT/fold-I/data/ as tasklm data prepare would; training selects\n"
+            "the adapter and fits its label bias on them, and the fold's test rows are scored\n"
+            "once, after training, with that adapter. The table then reports those held-out\n"
+            "scores, with the validation figure the adapter was selected on (val_f1).\n\n"
             "  -m, --model PATH        base model (GGUF)\n"
             "      --data-dir DIR      folder with fold-I-train.csv / fold-I-test.csv\n"
             "      --folds K           number of folds (2..1000; the files must exist)\n"
@@ -43,7 +52,11 @@ static void usage(FILE *out) {
             "      --resume            continue an interrupted run: folds that finished (OUT/fold-I/\n"
             "                          cv-done, written with their settings) are not trained again,\n"
             "                          a fold with a checkpoint continues from it as tasklm train\n"
-            "                          --resume; other settings than the finished folds' are refused\n");
+            "                          --resume; other settings than the finished folds' are refused\n"
+            "      --val-split F       select on F (0 < F < 1) of each fold's training rows and score\n"
+            "                          the fold's test rows once (default 0: select on the test rows)\n"
+            "      --swap              with --val-split: the training part also gets every pair\n"
+            "                          reversed (tasklm data prepare --swap; symmetric tasks only)\n");
     train_opts_usage(out);
     fprintf(out,
             "      --json              print cv.json on stdout\n"
@@ -57,7 +70,8 @@ typedef struct {
 } fold_res_t;
 
 /* The settings a fold's result depends on, as written into its cv-done marker. */
-static void fold_settings(const trainer_opts_t *o, const char *trainp, const char *evalp, char *buf, size_t n) {
+static void fold_settings(const trainer_opts_t *o, const char *trainp, const char *evalp, double val_split, bool swap,
+                          char *buf, size_t n) {
     snprintf(buf, n,
              "model=%s train=%s eval=%s task=%s rank=%d alpha=%g dropout=%g targets=%u epochs=%d max_steps=%ld "
              "lr=%g wd=%g clip=%g warmup=%ld sched=%d batch=%d eval_every=%d eval_limit=%ld train_limit=%ld "
@@ -69,6 +83,32 @@ static void fold_settings(const trainer_opts_t *o, const char *trainp, const cha
     size_t len = strlen(buf);
     if (o->eval_delay > 0 && len > 0 && len < n) /* only when set, so markers written before the option still match */
         snprintf(buf + len - 1, n - len + 1, " eval_delay=%ld\n", o->eval_delay);
+    len = strlen(buf);
+    if (val_split > 0 && len > 0 && len < n)
+        snprintf(buf + len - 1, n - len + 1, " val_split=%g swap=%d\n", val_split, (int)swap);
+}
+
+static int apply_lora(model_t *m, void *ctx, tl_err_t *err) { return lora_apply_file(m, ctx, err); }
+
+/* --val-split: the fold's test rows scored once with the fold's adapter (and
+ * its label bias); the figures replace the selection-time ones, the
+ * validation macro-F1 the adapter was selected on moves to f1_raw's column. */
+static int score_heldout(const task_t *task, const trainer_opts_t *o, const char *testp, const char *outp, fold_res_t *r,
+                         tl_err_t *err) {
+    char adapter[1300], predp[1300];
+    snprintf(adapter, sizeof adapter, "%s/adapter.gguf", outp);
+    snprintf(predp, sizeof predp, "%s/heldout-predictions.csv", outp);
+    eval_model_opts_t eo = {.model_path = o->model_path, .data_path = testp, .predictions_out = predp, .limit = -1,
+                            .threads = o->threads, .model_hook = apply_lora, .hook_ctx = adapter, .bias_file = adapter};
+    eval_model_result_t res;
+    if (eval_model_run(task, &eo, NULL, &res, err)) return -1;
+    r->f1_raw = r->f1; /* the validation figure it was selected on */
+    r->f1 = res.metrics.macro_f1;
+    r->acc = res.metrics.accuracy;
+    r->loss = res.mean_loss;
+    for (size_t k = 0; k < task->n_labels; k++) r->cls[k] = res.metrics.f1[k];
+    eval_model_result_free(&res);
+    return 0;
 }
 
 /* The evaluation whose adapter is the fold's adapter.gguf: the last line marked
@@ -162,12 +202,13 @@ static cJSON *row_json(const task_t *t, const double *vals, int n_labels) {
 }
 
 int cmd_cv(int argc, char **argv) {
-    enum { O_DATADIR = TRAIN_OPT_USER, O_FOLDS, O_RESUME };
+    enum { O_DATADIR = TRAIN_OPT_USER, O_FOLDS, O_RESUME, O_VALSPLIT, O_SWAP };
     struct option opts[64];
     int no = train_opts_table(opts, 56);
     const struct option own[] = {
         {"data-dir", required_argument, 0, O_DATADIR}, {"folds", required_argument, 0, O_FOLDS},
         {"out", required_argument, 0, 'o'},            {"resume", no_argument, 0, O_RESUME},
+        {"val-split", required_argument, 0, O_VALSPLIT}, {"swap", no_argument, 0, O_SWAP},
         {0, 0, 0, 0},
     };
     memcpy(opts + no, own, sizeof own);
@@ -175,6 +216,8 @@ int cmd_cv(int argc, char **argv) {
     trainer_opts_default(&o);
     const char *task_name = "namematch", *data_dir = NULL, *out_dir = NULL;
     int json = 0, folds = 0, resume = 0;
+    double val_split = 0;
+    bool swap = false;
     tl_err_t err = {{0}};
     optind = 0;
     opterr = 0;
@@ -184,6 +227,14 @@ int cmd_cv(int argc, char **argv) {
         case O_DATADIR: data_dir = optarg; continue;
         case 'o': out_dir = optarg; continue;
         case O_RESUME: resume = 1; continue;
+        case O_SWAP: swap = true; continue;
+        case O_VALSPLIT: {
+            char *end;
+            val_split = strtod(optarg, &end);
+            if (end == optarg || *end || !(val_split > 0 && val_split < 1))
+                return cli_usage_error(CMD, "--val-split '%s' must be a number between 0 and 1 (exclusive)", optarg);
+            continue;
+        }
         case O_FOLDS: {
             char *end;
             errno = 0;
@@ -206,6 +257,9 @@ int cmd_cv(int argc, char **argv) {
     if (!data_dir) return cli_usage_error(CMD, "missing --data-dir (the folder of tasklm data prepare --folds)");
     if (!folds) return cli_usage_error(CMD, "missing --folds K");
     if (!out_dir) return cli_usage_error(CMD, "missing --out");
+    if (swap && !(val_split > 0))
+        return cli_usage_error(CMD, "--swap applies to the training part --val-split carves; without it, write the "
+                                    "folds with tasklm data prepare --folds K --swap");
     if (o.micro_batch > o.batch)
         return cli_usage_error(CMD, "--micro-batch %d is larger than --batch %d", o.micro_batch, o.batch);
     char taskbuf[600];
@@ -227,6 +281,12 @@ int cmd_cv(int argc, char **argv) {
         fprintf(stderr, "tasklm cv: warning: %s exists: the folder holds more than %d folds\n", path, folds);
     task_t *task;
     if (task_load(&task, o.task_dir, &err)) return cli_fail(CMD, "%s", err.msg);
+    if (swap && !task->symmetric) {
+        cli_fail(CMD, "--swap needs a task whose two fields are interchangeable (\"symmetric\": true in %s/task.json)",
+                 o.task_dir);
+        task_free(task);
+        return CLI_FAIL;
+    }
     if (mkdir(out_dir, 0777) && errno != EEXIST) {
         task_free(task);
         return cli_fail(CMD, "%s: %s", out_dir, strerror(errno));
@@ -239,15 +299,35 @@ int cmd_cv(int argc, char **argv) {
     }
     int rc = CLI_OK;
     for (int k = 1; k <= folds && rc == CLI_OK; k++) {
-        char trainp[1200], evalp[1200], outp[1200], label[32];
+        char trainp[1300], evalp[1300], testp[1300], outp[1200], label[32];
         snprintf(trainp, sizeof trainp, "%s/fold-%d-train.csv", data_dir, k);
-        snprintf(evalp, sizeof evalp, "%s/fold-%d-test.csv", data_dir, k);
+        snprintf(testp, sizeof testp, "%s/fold-%d-test.csv", data_dir, k);
+        snprintf(evalp, sizeof evalp, "%s", testp);
         snprintf(outp, sizeof outp, "%s/fold-%d", out_dir, k);
+        if (val_split > 0) {
+            /* validation rows from the fold's training part; deterministic, so a resumed fold gets the same files */
+            char ddir[1250];
+            snprintf(ddir, sizeof ddir, "%s/data", outp);
+            if (mkdir(outp, 0777) && errno != EEXIST) {
+                rc = cli_fail(CMD, "%s: %s", outp, strerror(errno));
+                break;
+            }
+            prepare_opts_t po = {.in_path = trainp, .out_dir = ddir, .split = 1.0 - val_split, .seed = o.seed,
+                                 .swap = swap};
+            char *sum = NULL;
+            if (prepare_run(task, &po, &sum, &err)) {
+                rc = cli_fail(CMD, "fold %d: %s", k, err.msg);
+                break;
+            }
+            free(sum);
+            snprintf(trainp, sizeof trainp, "%s/train.csv", ddir);
+            snprintf(evalp, sizeof evalp, "%s/test.csv", ddir);
+        }
         snprintf(label, sizeof label, "cv fold %d/%d", k, folds);
         trainer_opts_t fo = o;
         fo.train_path = trainp, fo.eval_path = evalp, fo.out_dir = outp;
         char settings[4096], marker[1300], have[4096];
-        fold_settings(&fo, trainp, evalp, settings, sizeof settings);
+        fold_settings(&fo, trainp, evalp, val_split, swap, settings, sizeof settings);
         snprintf(marker, sizeof marker, "%s/cv-done", outp);
         int bad = 0, done = 0;
         if (resume) {
@@ -279,7 +359,9 @@ int cmd_cv(int argc, char **argv) {
             if (!bad) bad = atomic_file_write_all(marker, settings, strlen(settings), &err);
         }
         snprintf(path, sizeof path, "%s/metrics.jsonl", outp);
-        if (bad || read_best(path, task, &res[k - 1], &err)) rc = cli_fail(CMD, "fold %d: %s", k, err.msg);
+        if (bad || read_best(path, task, &res[k - 1], &err) ||
+            (val_split > 0 && score_heldout(task, &fo, testp, outp, &res[k - 1], &err)))
+            rc = cli_fail(CMD, "fold %d: %s", k, err.msg);
         else
             fprintf(stderr, "cv: fold %d/%d: macro_f1 %.4f accuracy %.4f (step %ld)\n", k, folds, res[k - 1].f1,
                     res[k - 1].acc, res[k - 1].step);
@@ -294,6 +376,15 @@ int cmd_cv(int argc, char **argv) {
         free(v);
         cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "folds");
         cJSON_AddNumberToObject(root, "k", folds);
+        if (val_split > 0) {
+            cJSON_AddNumberToObject(root, "val_split", val_split);
+            if (swap) cJSON_AddBoolToObject(root, "swap", true);
+            cJSON_AddStringToObject(root, "scores", "fold test rows scored once with the adapter selected on validation "
+                                                    "rows from the fold's training part; macro_f1_raw: that validation "
+                                                    "macro-F1 (calibrated unless --no-calibrate)");
+        } else {
+            cJSON_AddStringToObject(root, "scores", "the evaluation on the fold's test rows the adapter was selected at");
+        }
         cJSON *labs = cJSON_AddArrayToObject(root, "labels");
         for (int l = 0; l < nl; l++) cJSON_AddItemToArray(labs, cJSON_CreateString(task->labels[l]));
         for (int k = 0; k < folds; k++) {
@@ -326,7 +417,8 @@ int cmd_cv(int argc, char **argv) {
                 snprintf(h, sizeof h, "f1_%s", task->labels[l]);
                 printf(" %10s", h);
             }
-            printf(" %9s %8s %6s\n", "eval_loss", "raw_f1", "step");
+            printf(" %9s %8s %6s\n", val_split > 0 ? "test_loss" : "eval_loss", val_split > 0 ? "val_f1" : "raw_f1",
+                   "step");
             for (int k = 0; k < folds; k++) {
                 printf("%-11d %8.4f %8.4f", k + 1, res[k].acc, res[k].f1);
                 for (int l = 0; l < nl; l++) printf(" %10.4f", res[k].cls[l]);

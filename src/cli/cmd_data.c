@@ -28,6 +28,10 @@ static void prepare_usage(FILE *out) {
             "  --seed N           random seed (default 42)\n"
             "  --folds K          also write stratified K-fold files fold-I-{train,test}.csv\n"
             "                     over all clean rows (train oversampled inside each fold)\n"
+            "  --swap             add the reversed copy (name2, name1) of every training pair\n"
+            "                     before oversampling; test rows stay as read. Only for a\n"
+            "                     task marked \"symmetric\" (its two fields interchangeable;\n"
+            "                     such a task also deduplicates (a, b) against (b, a))\n"
             "  --task-dir DIR     task folder (default tasks/namematch)\n"
             "  --quiet            do not list dropped rows on stderr\n"
             "  --json             print summary.json on stdout\n"
@@ -40,7 +44,8 @@ static int cmd_data_prepare(int argc, char **argv) {
         {"split", required_argument, 0, 's'},    {"seed", required_argument, 0, 'S'},
         {"folds", required_argument, 0, 'k'},    {"task-dir", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},          {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"swap", no_argument, 0, 'w'},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *cmd = "data prepare";
     prepare_opts_t o = {.split = 0.9, .seed = 42, .folds = 0, .log = stderr};
@@ -72,6 +77,7 @@ static int cmd_data_prepare(int argc, char **argv) {
         case 't': task_dir = optarg; break;
         case 'q': o.log = NULL; break;
         case 'j': json = 1; break;
+        case 'w': o.swap = true; break;
         case 'h': prepare_usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

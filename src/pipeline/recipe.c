@@ -18,7 +18,7 @@ typedef struct {
 
 static const kind_spec_t kinds[] = {
     {"recipe", "name:s,model:s,task:s,task_dir:s,data:s,threads:i,seed:i,runs_dir:s"},
-    {"prepare", "split:f,val_split:f,rows:i,seed:i"},
+    {"prepare", "split:f,val_split:f,rows:i,seed:i,swap:i"},
     {"baseline", ""},
     {"eval", "variant:s,limit:i,data:s,input:s"},
     {"train", "rank:i,alpha:f,targets:s,dropout:f,epochs:i,max_steps:i,lr:f,schedule:s,warmup:i,weight_decay:f,"

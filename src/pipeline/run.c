@@ -492,6 +492,8 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
         arg_add(&a, "--split"), arg_add(&a, kv_or(s, "split", "0.9"));
         arg_add(&a, "--seed"), arg_add(&a, kv_or(s, "seed", seed));
         arg_add(&a, "--task-dir"), arg_add(&a, R->task_dir), arg_add(&a, "--quiet");
+        bool swap = atoi(kv_or(s, "swap", "0")) != 0;
+        if (swap) arg_add(&a, "--swap");
         rc = run_child(exe, &a, NULL, log, err);
         double v = atof(kv_or(s, "val_split", "0.1"));
         if (!rc && v > 0) {
@@ -505,6 +507,7 @@ static int exec_stage(runner_t *R, const recipe_stage_t *s, const char *dir, con
             arg_add(&a, "--split"), arg_add(&a, split);
             arg_add(&a, "--seed"), arg_add(&a, kv_or(s, "seed", seed));
             arg_add(&a, "--task-dir"), arg_add(&a, R->task_dir), arg_add(&a, "--quiet");
+            if (swap) arg_add(&a, "--swap"); /* the reversed copies of the first pass deduplicate away */
             rc = run_child(exe, &a, NULL, log, err);
         }
     } else if (!strcmp(s->kind, "baseline")) {

@@ -200,8 +200,24 @@ typedef struct {
     const prep_row_t *rows;
 } dup_ctx_t;
 
-static int cmp_rows(const prep_row_t *a, const prep_row_t *b, size_t n_fields) {
-    for (size_t i = 0; i < n_fields; i++) {
+static bool same_order(const prep_row_t *a, const prep_row_t *b, size_t n_fields) {
+    for (size_t i = 0; i < n_fields; i++)
+        if (strcmp(a->fields[i], b->fields[i])) return false;
+    return true;
+}
+
+/* A symmetric task's pair is compared in canonical order (smaller field
+ * first), so (a, b) and (b, a) are one pair. */
+static int cmp_rows_t(const task_t *task, const prep_row_t *a, const prep_row_t *b) {
+    if (task->symmetric) {
+        int sa = strcmp(a->fields[0], a->fields[1]) > 0, sb = strcmp(b->fields[0], b->fields[1]) > 0;
+        for (int i = 0; i < 2; i++) {
+            int c = strcmp(a->fields[i ^ sa], b->fields[i ^ sb]);
+            if (c) return c;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < task->n_fields; i++) {
         int c = strcmp(a->fields[i], b->fields[i]);
         if (c) return c;
     }
@@ -211,7 +227,7 @@ static int cmp_rows(const prep_row_t *a, const prep_row_t *b, size_t n_fields) {
 static int cmp_idx(const void *pa, const void *pb, void *vctx) {
     const dup_ctx_t *ctx = vctx;
     const prep_row_t *a = &ctx->rows[*(const size_t *)pa], *b = &ctx->rows[*(const size_t *)pb];
-    int c = cmp_rows(a, b, ctx->task->n_fields);
+    int c = cmp_rows_t(ctx->task, a, b);
     if (c) return c;
     return a->line < b->line ? -1 : a->line > b->line;
 }
@@ -236,7 +252,7 @@ static int dedupe(const task_t *task, prep_data_t *d, size_t *drop_cap, tl_err_t
     int rc = 0;
     for (size_t g = 0; g < n && !rc;) {
         size_t e = g + 1;
-        while (e < n && !cmp_rows(&d->rows[idx[g]], &d->rows[idx[e]], task->n_fields)) e++;
+        while (e < n && !cmp_rows_t(task, &d->rows[idx[g]], &d->rows[idx[e]])) e++;
         if (e - g > 1) {
             bool conflict = false;
             for (size_t i = g + 1; i < e; i++)
@@ -249,7 +265,9 @@ static int dedupe(const task_t *task, prep_data_t *d, size_t *drop_cap, tl_err_t
                     snprintf(why, sizeof why, "pair also at line %zu with a different label ('%s' here): ambiguous, all copies dropped",
                              r == first ? d->rows[idx[g + 1]].line : first->line, task->labels[r->label]);
                 else
-                    snprintf(why, sizeof why, "exact duplicate of the pair at line %zu", first->line);
+                    snprintf(why, sizeof why, "%s of the pair at line %zu",
+                             same_order(r, first, task->n_fields) ? "exact duplicate" : "reversed duplicate",
+                             first->line);
                 keep[idx[i]] = false;
                 d->n_duplicates++;
                 rc = add_drop(d, drop_cap, r->line, why, err);
@@ -403,10 +421,12 @@ static int write_split(const task_t *task, const prep_data_t *d, const char *pat
     if (d->has_category) hdr[nf++] = task->category_column;
     if (csv_write_row(w, hdr, nf, err)) goto fail;
     for (size_t k = 0; k < n; k++) {
-        const prep_row_t *r = &d->rows[idx[k]];
+        /* an index past the rows is the reversed copy of row idx - n_rows (--swap) */
+        bool rev = idx[k] >= d->n_rows;
+        const prep_row_t *r = &d->rows[rev ? idx[k] - d->n_rows : idx[k]];
         const char *v[TASK_MAX_FIELDS + 2];
         size_t m = 0;
-        for (size_t i = 0; i < task->n_fields; i++) v[m++] = r->fields[i];
+        for (size_t i = 0; i < task->n_fields; i++) v[m++] = r->fields[rev ? task->n_fields - 1 - i : i];
         v[m++] = task->labels[r->label];
         if (d->has_category) v[m++] = r->category;
         if (csv_write_row(w, v, m, err)) goto fail;
@@ -427,10 +447,11 @@ static cJSON *class_counts(const task_t *task, const int *labels, const size_t *
 }
 
 static cJSON *file_entry(const task_t *task, const int *labels, const char *name, const size_t *before, size_t n_before,
-                         const size_t *after, size_t n_after, bool oversampled) {
+                         const size_t *after, size_t n_after, bool oversampled, bool swapped) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", name);
     cJSON_AddBoolToObject(o, "oversampled", oversampled);
+    if (swapped) cJSON_AddBoolToObject(o, "swapped", true);
     cJSON_AddItemToObject(o, "before", class_counts(task, labels, before, n_before));
     cJSON_AddItemToObject(o, "after", class_counts(task, labels, after, n_after));
     return o;
@@ -443,17 +464,29 @@ static int ensure_dir(const char *dir, tl_err_t *err) {
     return 0;
 }
 
+/* With --swap: idx[0..n) (room for 2n) gets, after the originals, the reversed
+ * copy (index i + n_rows) of every pair whose two fields differ. */
+static size_t add_reversed(const prep_data_t *d, size_t *idx, size_t n) {
+    size_t m = n;
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(d->rows[idx[k]].fields[0], d->rows[idx[k]].fields[1])) idx[m++] = idx[k] + d->n_rows;
+    return m;
+}
+
 int prepare_run(const task_t *task, const prepare_opts_t *o, char **summary_json, tl_err_t *err) {
     *summary_json = NULL;
     if (!(o->split > 0 && o->split < 1)) return tl_fail(err, "--split %g is not in (0, 1)", o->split);
     if (o->folds == 1 || o->folds < 0) return tl_fail(err, "--folds must be 0 or >= 2, got %d", o->folds);
+    if (o->swap && !task->symmetric)
+        return tl_fail(err, "--swap needs a task whose two fields are interchangeable (\"symmetric\": true in %s/task.json)",
+                       task->dir);
     if (ensure_dir(o->out_dir, err)) return -1;
     prep_data_t d;
     if (prep_load(task, o->in_path, &d, err)) return -1;
     if (o->log)
         for (size_t i = 0; i < d.n_drops; i++) fprintf(o->log, "%s:%zu: dropped: %s\n", o->in_path, d.drops[i].line, d.drops[i].reason);
     int rc = -1;
-    int *labels = malloc((d.n_rows ? d.n_rows : 1) * sizeof *labels);
+    int *labels = malloc((d.n_rows ? 2 * d.n_rows : 1) * sizeof *labels); /* [n, 2n): reversed copies */
     int *fold_of = NULL;
     size_t *tr = NULL, *te = NULL, *tr_os = NULL, *ftr = NULL, *fte = NULL, *ftr_os = NULL;
     size_t ntr = 0, nte = 0, ntr_os = 0;
@@ -462,7 +495,7 @@ int prepare_run(const task_t *task, const prepare_opts_t *o, char **summary_json
         tl_fail(err, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < d.n_rows; i++) labels[i] = d.rows[i].label;
+    for (size_t i = 0; i < d.n_rows; i++) labels[i] = labels[i + d.n_rows] = d.rows[i].label;
     if (d.n_rows == 0) {
         tl_fail(err, "%s: no usable rows (%zu dropped)", o->in_path, d.n_drops);
         goto done;
@@ -470,6 +503,15 @@ int prepare_run(const task_t *task, const prepare_opts_t *o, char **summary_json
     prep_rng_t rng;
     prep_rng_seed(&rng, o->seed);
     if (prep_split_stratified(labels, d.n_rows, task->n_labels, o->split, &rng, &tr, &ntr, &te, &nte, err)) goto done;
+    if (o->swap) {
+        size_t *t2 = realloc(tr, (2 * ntr + 1) * sizeof *tr);
+        if (!t2) {
+            tl_fail(err, "out of memory");
+            goto done;
+        }
+        tr = t2;
+        ntr = add_reversed(&d, tr, ntr);
+    }
     if (prep_oversample(labels, tr, ntr, task->n_labels, &rng, &tr_os, &ntr_os, err)) goto done;
     char path[1024];
     snprintf(path, sizeof path, "%s/train.csv", o->out_dir);
@@ -485,22 +527,28 @@ int prepare_run(const task_t *task, const prepare_opts_t *o, char **summary_json
     cJSON_AddNumberToObject(sum, "seed", (double)o->seed);
     cJSON_AddNumberToObject(sum, "split", o->split);
     cJSON_AddNumberToObject(sum, "folds", o->folds);
+    if (o->swap) cJSON_AddBoolToObject(sum, "swap", true);
     cJSON_AddStringToObject(sum, "method",
                             "drop bad rows; drop exact duplicate pairs (conflicting labels: all copies); "
                             "stratified split first; oversample train only (all originals kept, shortfall drawn "
                             "with replacement); test never oversampled");
+    if (task->symmetric)
+        cJSON_AddStringToObject(sum, "symmetric",
+                                o->swap ? "(a, b) and (b, a) are one pair when deduplicating; every training pair also "
+                                          "reversed before oversampling (test rows as read)"
+                                        : "(a, b) and (b, a) are one pair when deduplicating");
     cJSON_AddNumberToObject(sum, "rows_read", (double)d.n_read);
     cJSON_AddNumberToObject(sum, "rows_kept", (double)d.n_rows);
     cJSON_AddNumberToObject(sum, "rows_dropped", (double)d.n_drops);
     cJSON_AddNumberToObject(sum, "duplicates_dropped", (double)d.n_duplicates);
     cJSON_AddItemToObject(sum, "clean", class_counts(task, labels, NULL, d.n_rows));
     cJSON *files = cJSON_AddArrayToObject(sum, "files");
-    cJSON_AddItemToArray(files, file_entry(task, labels, "train.csv", tr, ntr, tr_os, ntr_os, true));
-    cJSON_AddItemToArray(files, file_entry(task, labels, "test.csv", te, nte, te, nte, false));
+    cJSON_AddItemToArray(files, file_entry(task, labels, "train.csv", tr, ntr, tr_os, ntr_os, true, o->swap));
+    cJSON_AddItemToArray(files, file_entry(task, labels, "test.csv", te, nte, te, nte, false, false));
 
     if (o->folds >= 2) {
         fold_of = malloc(d.n_rows * sizeof *fold_of);
-        ftr = malloc(d.n_rows * sizeof *ftr);
+        ftr = malloc(2 * d.n_rows * sizeof *ftr);
         fte = malloc(d.n_rows * sizeof *fte);
         if (!fold_of || !ftr || !fte) {
             tl_fail(err, "out of memory");
@@ -514,16 +562,17 @@ int prepare_run(const task_t *task, const prepare_opts_t *o, char **summary_json
                 else ftr[a++] = i;
             }
             prep_rng_shuffle(&rng, fte, b);
+            if (o->swap) a = add_reversed(&d, ftr, a);
             if (prep_oversample(labels, ftr, a, task->n_labels, &rng, &ftr_os, &nos, err)) goto done;
             char name[64];
             snprintf(name, sizeof name, "fold-%d-train.csv", k + 1);
             snprintf(path, sizeof path, "%s/%s", o->out_dir, name);
             if (write_split(task, &d, path, ftr_os, nos, err)) goto done;
-            cJSON_AddItemToArray(files, file_entry(task, labels, name, ftr, a, ftr_os, nos, true));
+            cJSON_AddItemToArray(files, file_entry(task, labels, name, ftr, a, ftr_os, nos, true, o->swap));
             snprintf(name, sizeof name, "fold-%d-test.csv", k + 1);
             snprintf(path, sizeof path, "%s/%s", o->out_dir, name);
             if (write_split(task, &d, path, fte, b, err)) goto done;
-            cJSON_AddItemToArray(files, file_entry(task, labels, name, fte, b, fte, b, false));
+            cJSON_AddItemToArray(files, file_entry(task, labels, name, fte, b, fte, b, false, false));
             free(ftr_os);
             ftr_os = NULL;
         }

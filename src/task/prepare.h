@@ -78,6 +78,7 @@ typedef struct {
     double split;     /* train fraction, 0 < split < 1 */
     uint64_t seed;
     int folds;        /* 0: none; else >= 2 */
+    bool swap;        /* symmetric task: training parts get every pair in both orders */
     FILE *log;        /* per-row drop messages (NULL: silent) */
 } prepare_opts_t;
 

@@ -136,12 +136,17 @@ static int parse_json(task_t *t, const cJSON *root, const char *path, char *temp
             t->max_field_bytes = (size_t)k->valuedouble;
         } else if (!strcmp(key, "category_column")) {
             if (copy_str(t->category_column, sizeof t->category_column, k, path, key, err)) return -1;
+        } else if (!strcmp(key, "symmetric")) {
+            if (!cJSON_IsBool(k)) return tl_fail(err, "%s: 'symmetric' must be true or false", path);
+            t->symmetric = cJSON_IsTrue(k);
         } else {
             return tl_fail(err, "%s: unknown key '%s'", path, key);
         }
     }
     for (int i = 0; i < K_COUNT; i++)
         if (!seen[i]) return tl_fail(err, "%s: missing key '%s'", path, required[i]);
+    if (t->symmetric && t->n_fields != 2)
+        return tl_fail(err, "%s: 'symmetric' needs exactly 2 fields, the task has %zu", path, t->n_fields);
     for (size_t i = 0; i < t->n_fields; i++) {
         if (!strcmp(t->field_columns[i], t->label_column))
             return tl_fail(err, "%s: label_column '%s' is also a field", path, t->label_column);

@@ -4,6 +4,7 @@
 #ifndef TL_TASK_H
 #define TL_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -23,6 +24,9 @@ typedef struct {
     char label_prefix[16];        /* rendered before a label as its continuation (" ") */
     size_t max_field_bytes;       /* longest field value accepted */
     char category_column[TASK_NAME_MAX]; /* optional ("" if none) */
+    bool symmetric;               /* two fields whose order does not change the label ("symmetric": true):
+                                     data prepare treats (a, b) and (b, a) as one pair and can add the
+                                     reversed copy of every training pair (--swap) */
 } task_t;
 
 /* Loads DIR/task.json and the template it names. Unknown keys, missing keys,

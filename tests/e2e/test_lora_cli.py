@@ -6,7 +6,10 @@ per-fold table whose numbers are each fold's best-marked line of its own
 metrics.jsonl (calibrated figures), writes cv.json with mean and sample sd, rejects --folds 1
 and missing fold files, and with --resume skips finished folds, continues an
 interrupted one from its checkpoint to the uninterrupted result and refuses
-other settings; the progress display draws a bar on a terminal (pty)
+other settings; with --val-split (and --swap) it selects on rows carved from
+each fold's training part (disjoint from the fold's test rows in either
+order) and reports tasklm eval --lora of the fold's adapter on its test rows;
+the progress display draws a bar on a terminal (pty)
 and plain lines with an ETA otherwise."""
 import csv
 import json
@@ -174,6 +177,48 @@ def main():
                 and got.get("folds") == want["folds"] and res.stdout == full.stdout,
                 "cv --resume: fold 1 kept, fold 2 continues from its checkpoint to the uninterrupted numbers",
                 res.stderr[-400:])
+    # --val-split: selection on rows carved from each fold's training part, the fold's test rows scored once
+    cv3out = os.path.join(tmp, "cv3")
+    cv3 = ["cv", "-m", MODEL, "--task-dir", task_dir, "--data-dir", data, "--out", cv3out, "--max-steps", "1",
+           "--train-limit", "2", "--folds", "2", "--val-split", "0.25", "--swap"] + tiny
+    r = run_tasklm(cv3)
+    if c.check(r.returncode == 0, "cv --val-split 0.25 --swap succeeds", r.stderr[-400:]):
+        hdr = r.stdout.strip().split("\n")[0].split()
+        c.check(hdr[-3:] == ["test_loss", "val_f1", "step"], "the table names the held-out loss and val_f1", r.stdout)
+        cvj = json.load(open(os.path.join(cv3out, "cv.json")))
+        c.check(cvj.get("val_split") == 0.25 and cvj.get("swap") is True, "cv.json records val_split and swap")
+        for fold in cvj["folds"]:
+            k = fold["fold"]
+            fd = os.path.join(cv3out, f"fold-{k}")
+            key = lambda row: tuple(sorted(row[:2]))  # noqa: E731
+            with open(os.path.join(data, f"fold-{k}-test.csv"), newline="") as f:
+                test_pairs = {key(x) for x in list(csv.reader(f))[1:]}
+            with open(os.path.join(fd, "data", "test.csv"), newline="") as f:
+                val_rows = list(csv.reader(f))[1:]
+            with open(os.path.join(fd, "data", "train.csv"), newline="") as f:
+                tr_rows = list(csv.reader(f))[1:]
+            tr_pairs = {tuple(x[:2]) for x in tr_rows}
+            c.check(val_rows and not ({key(x) for x in val_rows} & test_pairs)
+                    and not ({key(x) for x in tr_rows} & test_pairs)
+                    and not ({key(x) for x in val_rows} & {key(x) for x in tr_rows}),
+                    f"fold {k}: validation, training and test rows are disjoint (either order)")
+            c.check(all((b, a) in tr_pairs for a, b in tr_pairs), f"fold {k}: every training pair also reversed")
+            m = [json.loads(x) for x in open(os.path.join(fd, "metrics.jsonl"))]
+            best = [x for x in m if x["best"]][-1]
+            c.check(abs(best["macro_f1_calibrated"] - fold["macro_f1_raw"]) < 1e-9 and best["n_eval"] == len(val_rows),
+                    f"fold {k}: val_f1 is the selection figure on the validation rows")
+            ev = run_tasklm(["eval", "-m", MODEL, "--lora", os.path.join(fd, "adapter.gguf"), "--task-dir", task_dir,
+                             "--data", os.path.join(data, f"fold-{k}-test.csv"), "--threads", "2", "--json"])
+            e = json.loads(ev.stdout) if ev.returncode == 0 else {}
+            c.check(ev.returncode == 0 and abs(e["macro_f1"] - fold["macro_f1"]) < 1e-9
+                    and abs(e["accuracy"] - fold["accuracy"]) < 1e-9 and abs(e["mean_loss"] - fold["eval_loss"]) < 1e-9
+                    and all(abs(e["per_class"][lab]["f1"] - v) < 1e-9 for lab, v in fold["per_class_f1"].items()),
+                    f"fold {k}: the figures are tasklm eval --lora of the fold's adapter on its test rows",
+                    str(e)[:300] + str(fold))
+    r = run_tasklm(cv3[:-len(tiny)] + ["--val-split", "1.5"])
+    c.check(r.returncode == 2 and "--val-split" in r.stderr, "--val-split outside (0, 1) is a usage error")
+    r = run_tasklm([x for x in cv3 if x not in ("--val-split", "0.25")])
+    c.check(r.returncode == 2 and "--swap" in r.stderr, "--swap without --val-split is a usage error", r.stderr[:200])
     r = run_tasklm(cv + ["--folds", "1"])
     c.check(r.returncode == 2 and "--folds" in r.stderr, "--folds 1 is a usage error")
     r = run_tasklm(cv + ["--folds", "3"])

@@ -192,6 +192,14 @@ TEST(task_rejects_bad_definitions) {
     CHECK_EQ_INT(task_load(&t, dir, &err), -1);
     CHECK_CONTAINS(err.msg, "label 'p' listed twice");
     write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\"}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"],\"symmetric\":true}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "'symmetric' needs exactly 2 fields, the task has 1");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\"}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"],\"symmetric\":1}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "'symmetric' must be true or false");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\"}],"
                    "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
     CHECK_EQ_INT(task_load(&t, dir, &err), 0);
     if (t) {
@@ -207,7 +215,77 @@ TEST(task_rejects_bad_definitions) {
     rmdir(dir);
 }
 
+/* A symmetric task: (a, b) and (b, a) are one pair; --swap adds the reversed
+ * copy of every training pair and leaves the test rows as read. */
+TEST(symmetric_dedupe_and_swap) {
+    tl_err_t err = {{0}};
+    task_t *t;
+    CHECK_EQ_INT(task_load(&t, "tasks/namematch", &err), 0);
+    if (!t) return;
+    CHECK(t->symmetric);
+    char dir[] = "/tmp/tl_test_swap_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char in[300], path[400];
+    snprintf(in, sizeof in, "%s/raw.csv", dir);
+    FILE *f = fopen(in, "wb");
+    fputs("elected_name,partner_name,labeled_result\n"
+          "Ravi Kumar,Ravi Kumaar,yes\n"
+          "Ravi Kumaar,Ravi Kumar,yes\n"   /* reversed duplicate: dropped */
+          "Chen Li,Li Chen,yes\n"
+          "Li Chen,Chen Li,no\n",           /* reversed, other label: both dropped */
+          f);
+    for (int i = 0; i < 40; i++) fprintf(f, "Given%d Sur%d,Other%d Name%d,%s\n", i, i, i, i, i % 2 ? "no" : "partial");
+    fclose(f);
+    prep_data_t d;
+    CHECK_EQ_INT(prep_load(t, in, &d, &err), 0);
+    CHECK_EQ_INT(d.n_rows, 41);
+    CHECK_EQ_INT(d.n_duplicates, 3);
+    CHECK_CONTAINS(d.drops[0].reason, "reversed duplicate of the pair at line 2");
+    CHECK_CONTAINS(d.drops[1].reason, "different label");
+    prep_data_free(&d);
+    char out[300];
+    snprintf(out, sizeof out, "%s/out", dir);
+    prepare_opts_t o = {.in_path = in, .out_dir = out, .split = 0.75, .seed = 3, .swap = true};
+    char *sum = NULL;
+    CHECK_EQ_INT(prepare_run(t, &o, &sum, &err), 0);
+    CHECK(sum && strstr(sum, "\"swapped\":\ttrue") != NULL);
+    free(sum);
+    /* every training pair is there in both orders; no test pair in train in either order */
+    prep_data_t tr, te;
+    snprintf(path, sizeof path, "%s/train.csv", out);
+    CHECK_EQ_INT(prep_load_ex(t, path, false, &tr, &err), 0);
+    snprintf(path, sizeof path, "%s/test.csv", out);
+    CHECK_EQ_INT(prep_load_ex(t, path, false, &te, &err), 0);
+    CHECK_EQ_INT(te.n_rows, 10); /* round(20 * .25) + round(20 * .25) + round(1 * .25) */
+    for (size_t i = 0; i < tr.n_rows; i++) {
+        int rev = 0;
+        for (size_t j = 0; j < tr.n_rows; j++)
+            rev |= !strcmp(tr.rows[i].fields[0], tr.rows[j].fields[1]) && !strcmp(tr.rows[i].fields[1], tr.rows[j].fields[0]) &&
+                   tr.rows[i].label == tr.rows[j].label;
+        CHECK(rev);
+        for (size_t j = 0; j < te.n_rows; j++)
+            for (int w = 0; w < 2; w++)
+                CHECK(strcmp(tr.rows[i].fields[w], te.rows[j].fields[0]) || strcmp(tr.rows[i].fields[!w], te.rows[j].fields[1]));
+    }
+    /* written test rows keep their order: "Given.. Sur.." first */
+    for (size_t j = 0; j < te.n_rows; j++) CHECK(!strncmp(te.rows[j].fields[0], "Given", 5) || !strcmp(te.rows[j].fields[0], "Ravi Kumar"));
+    /* 30 training originals + 30 reversed: partial and no 30 each after swapping, oversampled to 30 each */
+    CHECK_EQ_INT(tr.n_rows, 90);
+    prep_data_free(&tr);
+    prep_data_free(&te);
+    /* reading the swapped file back drops the reversed copies again */
+    snprintf(path, sizeof path, "%s/train.csv", out);
+    CHECK_EQ_INT(prep_load(t, path, &d, &err), 0);
+    CHECK_EQ_INT(d.n_rows, 31);
+    prep_data_free(&d);
+    task_free(t);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void) {
+    RUN(symmetric_dedupe_and_swap);
     RUN(task_render_matches_seed_template);
     RUN(task_rejects_bad_definitions);
     RUN(rng_deterministic_and_uniformish);
