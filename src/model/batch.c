@@ -393,5 +393,5 @@ int model_batch_logits(model_batch_t *b, const int *rows, int n_rows, const mode
                      .amx = b->amx};
     for (int k = 0; k < n_rows; k++)
         rmsnorm_forward(b->xn + k * E, b->x + (long)rows[k] * E, m->output_norm, (int)E, cf->rms_eps);
-    return matmul_forward(logits, b->xn, head ? &head->w : &m->output, n_rows, &env, err);
+    return matmul_forward(logits, b->xn, head ? &head->w : model_output_weight(m), n_rows, &env, err);
 }

@@ -174,7 +174,7 @@ static int eval_chunk(model_ctx_t *c, const int32_t *tokens, int n, float *logit
     int first = all ? 0 : n - 1, rows = all ? n : 1;
     for (int t = first; t < n; t++)
         rmsnorm_forward(c->xn + (t - first) * E, c->x + t * E, m->output_norm, (int)E, cf->rms_eps);
-    return matmul_forward(logits, c->xn, &m->output, rows, &env, err);
+    return matmul_forward(logits, c->xn, model_output_weight(m), rows, &env, err);
 }
 
 int model_eval(model_ctx_t *c, const int32_t *tokens, int n, float *logits, bool all_logits, tl_err_t *err) {

@@ -184,19 +184,31 @@ static int load_weights(model_t *m, tl_err_t *err) {
 typedef struct {
     const mm_weight_t *w;
     void *dst;
+    const gguf_file_t *drop; /* non-NULL: release each packed range's file pages at once */
 } pack_job_t;
 
 static void pack_range(void *ctx, int ith, long g0, long g1) {
+    (void)ith;
     const pack_job_t *j = ctx;
-    mm_pack_groups(j->w, j->dst, g0, g1);
+    if (!j->drop) {
+        mm_pack_groups(j->w, j->dst, g0, g1);
+        return;
+    }
+    for (long a = g0; a < g1; a += 64) { /* ~0.6 MiB of Q8_0 rows at a time */
+        long b = a + 64 < g1 ? a + 64 : g1;
+        mm_pack_groups(j->w, j->dst, a, b);
+        int64_t r0 = a * MM_PACK_ROWS, r1 = b * MM_PACK_ROWS < j->w->n_out ? b * MM_PACK_ROWS : j->w->n_out;
+        gguf_drop_pages(j->drop, (const char *)j->w->data + (size_t)r0 * j->w->row_bytes, (size_t)(r1 - r0) * j->w->row_bytes);
+    }
 }
 
-/* Repacks every Q8_0 matrix into row groups of 16 (matmul_pack.h) on the
- * thread pool; the file's pages of a packed matrix are then released (they
+/* Repacks every Q8_0 matrix of the blocks into row groups of 16
+ * (matmul_pack.h) on the thread pool (the output matrix: on first use, in
+ * model_output_weight); the file's pages of a packed matrix are then released (they
  * are read again only where something reads the original rows: token
  * lookups in a tied token_embd, training's dequantized products). */
 static int pack_weights(model_t *m, tl_err_t *err) {
-    size_t cap = 1 + 7 * (size_t)m->cfg.n_layer;
+    size_t cap = 7 * (size_t)m->cfg.n_layer;
     mm_weight_t **ws = malloc(cap * sizeof *ws);
     m->packs = calloc(cap, sizeof *m->packs);
     if (!ws || !m->packs) {
@@ -204,7 +216,6 @@ static int pack_weights(model_t *m, tl_err_t *err) {
         return tl_fail(err, "out of memory for packed weights");
     }
     int n = 0;
-    ws[n++] = &m->output;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         layer_t *L = &m->layers[l];
         mm_weight_t *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
@@ -229,11 +240,32 @@ static int pack_weights(model_t *m, tl_err_t *err) {
     return 0;
 }
 
+const mm_weight_t *model_output_weight(const model_t *cm) {
+    model_t *m = (model_t *)cm; /* the lazily built pack is a cache; the lock serialises it */
+    pthread_mutex_lock(&m->output_lock);
+    mm_weight_t *w = &m->output;
+    if (!w->pack && !m->output_pack && mm_pack_supports(w)) {
+        void *dst = NULL;
+        /* out of memory: the unpacked kernels give the same bits, only slower */
+        if (posix_memalign(&dst, 64, mm_pack_bytes(w)) == 0) {
+            /* pages dropped range by range: the file's rows and their packed copy are not both resident */
+            pack_job_t j = {.w = w, .dst = dst, .drop = m->gguf};
+            threadpool_for(m->pool, (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS), 16, pack_range, &j);
+            m->output_pack = dst;
+            w->pack = dst;
+            gguf_drop_pages(m->gguf, w->data, (size_t)w->n_out * w->row_bytes);
+        }
+    }
+    pthread_mutex_unlock(&m->output_lock);
+    return w;
+}
+
 int model_load(model_t **out, const char *path, int n_threads, tl_err_t *err) {
     *out = NULL;
     model_t *m = calloc(1, sizeof *m);
     if (!m) return tl_fail(err, "%s: out of memory", path);
     m->level = cpu_detect_level();
+    pthread_mutex_init(&m->output_lock, NULL);
     if (gguf_open(&m->gguf, path, err) || read_config(&m->cfg, m->gguf, path, err) || load_weights(m, err)) {
         model_free(m);
         return -1;
@@ -269,6 +301,8 @@ void model_free(model_t *m) {
     free(m->owned[0]);
     for (int i = 0; i < m->n_packs; i++) free(m->packs[i]);
     free(m->packs);
+    free(m->output_pack);
+    pthread_mutex_destroy(&m->output_lock);
     threadpool_free(m->pool);
     tokenizer_free(m->tok);
     gguf_close(m->gguf);

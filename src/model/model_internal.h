@@ -2,6 +2,8 @@
 #ifndef TL_MODEL_INTERNAL_H
 #define TL_MODEL_INTERNAL_H
 
+#include <pthread.h>
+
 #include "core/threadpool.h"
 #include "model/model.h"
 #include "model/model_extra.h"
@@ -28,7 +30,15 @@ struct model {
     layer_t *layers;
     void **packs;        /* Q8_0 weights repacked at load (matmul_pack.h) */
     int n_packs;
+    /* The full output matrix (the vocabulary) is packed on first use only
+     * (model_output_weight): scoring a task's labels reads a few rows
+     * through a model_head_t and never needs it (~30 MiB on SmolLM2). */
+    pthread_mutex_t output_lock;
+    void *output_pack;
 };
+
+/* The output matrix, packed on the first call (thread-safe). */
+const mm_weight_t *model_output_weight(const model_t *m);
 
 /* Tokens per internal forward pass; longer inputs are processed in chunks. */
 #define MODEL_UBATCH 512

@@ -523,7 +523,7 @@ int train_graph_run(train_graph_t *g, const train_seq_t *seqs, int n_seqs, bool 
     }
     {
         mm_env_t env = env_of(g);
-        if (g->infer ? matmul_forward(g->logits, g->xnf, &m->output, n_ans, &env, err)
+        if (g->infer ? matmul_forward(g->logits, g->xnf, model_output_weight(m), n_ans, &env, err)
                      : matmul_forward_dequant_dq(g->logits, g->xnf, &m->output, dq_of(g, &m->output), n_ans, &env, err))
             goto done;
     }

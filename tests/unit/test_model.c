@@ -10,6 +10,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/model_extra.h"
+#include "model/model_internal.h"
 #include "model/score.h"
 #include "tl_test.h"
 
@@ -189,6 +190,33 @@ TEST(score_labels_vs_full_eval) {
     model_ctx_free(c);
 }
 
+/* The vocabulary matrix is packed on the first pass that asks for full
+ * logits, not at load: the server's label-only head never needs it. Same
+ * bits either way. */
+TEST(output_packed_on_first_use) {
+    model_t *m;
+    tl_err_t err;
+    CHECK_EQ_INT(model_load(&m, model_path(), 1, &err), 0);
+    if (!m) return;
+    CHECK(m->output.pack == NULL && m->layers[0].wq.pack != NULL);
+    model_ctx_t *c;
+    CHECK_EQ_INT(model_ctx_new(&c, m, 32, &err), 0);
+    CHECK_EQ_INT(model_eval(c, TOKS, 6, NULL, false, &err), 0); /* no logits: the output matrix is not read */
+    CHECK(m->output.pack == NULL);
+    int nv = (int)model_config(m)->n_vocab;
+    float *a = malloc(sizeof(float) * (size_t)nv * 10), *b = malloc(sizeof(float) * (size_t)nv * 10);
+    CHECK_EQ_INT(eval_all(M1, TOKS, 10, a, 10, 32), 0); /* M1: packed by earlier tests */
+    CHECK(M1->output.pack != NULL);
+    bool unpacked_first = m->output.pack == NULL;
+    CHECK_EQ_INT(eval_all(m, TOKS, 10, b, 10, 32), 0);
+    CHECK(unpacked_first && m->output.pack != NULL);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)nv * 10) == 0);
+    free(a);
+    free(b);
+    model_ctx_free(c);
+    model_free(m);
+}
+
 TEST(eval_errors) {
     model_ctx_t *c;
     tl_err_t err;
@@ -265,6 +293,7 @@ int main(void) {
     RUN(threads_are_deterministic);
     RUN(kernel_levels_agree);
     RUN(score_labels_vs_full_eval);
+    RUN(output_packed_on_first_use);
     RUN(eval_errors);
     RUN(load_errors);
     model_free(M1);
