@@ -214,8 +214,18 @@ static void quantize_pack_amx_range(void *ctx, int ith, long g0, long g1) {
 /* Packed weights: quantize tokens [t0, t1) and their side rows. */
 static void quantize_side_range(void *ctx, int ith, long t0, long t1) {
     mm_job_t *j = ctx;
-    quantize_rows(j, t0, t1);
     int64_t nb = j->w->n_in / MM_QK;
+    if (j->w->type != GGML_TYPE_Q4_1 && (j->level == CPU_LEVEL_AVX512 || j->level == CPU_LEVEL_AVX2)) {
+        int32_t off = mm_pack_offset(j->w->type);
+        for (long t = t0; t < t1; t++) {
+            const float *x = j->x + t * j->w->n_in;
+            mm_block_q8_0_t *y = (mm_block_q8_0_t *)((char *)j->act + t * j->act_row);
+            if (j->level == CPU_LEVEL_AVX512) mm_quantize_q8_0_side_avx512(x, y, j->w->n_in, off, j->side + t * nb);
+            else mm_quantize_q8_0_side_avx2(x, y, j->w->n_in, off, j->side + t * nb);
+        }
+        return;
+    }
+    quantize_rows(j, t0, t1);
     for (long t = t0; t < t1; t++) {
         const void *a = (const char *)j->act + t * j->act_row;
         if (j->w->type == GGML_TYPE_Q4_1) mm_pack_side_q8_1(a, nb, j->side + t * nb);

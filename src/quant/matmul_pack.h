@@ -69,6 +69,10 @@ void *mm_pack_alloc(const mm_weight_t *w);
 void mm_pack_side(const mm_block_q8_0_t *a, int64_t nb, int32_t offset, mm_pack_side_t *side);
 /* The same for a Q8_1 row (Q4_1 weights: K = 0, and the stored d * sum). */
 void mm_pack_side_q8_1(const mm_block_q8_1_t *a, int64_t nb, mm_pack_side_t *side);
+/* matmul_quantize_q8_0 of n floats and mm_pack_side of the result in one
+ * pass (the block sums come from the quantizer's registers): same bytes. */
+void mm_quantize_q8_0_side_avx2(const float *x, mm_block_q8_0_t *y, int64_t n, int32_t offset, mm_pack_side_t *side);
+void mm_quantize_q8_0_side_avx512(const float *x, mm_block_q8_0_t *y, int64_t n, int32_t offset, mm_pack_side_t *side);
 
 /* out[t * w->n_out + r] for the rows of groups [g0, g1) and every token
  * t < n_tokens: act holds the Q8_0 activation rows (act_row bytes apart), side

@@ -7,6 +7,7 @@
 
 #include "quant/matmul_ext_simd.h"
 #include "quant/matmul_kernels.h"
+#include "quant/matmul_pack.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -116,6 +117,18 @@ AVX512_TARGET void mm_quantize_q8_0_avx512(const float *x, mm_block_q8_0_t *y, i
     }
 }
 
+AVX512_TARGET void mm_quantize_q8_0_side_avx512(const float *x, mm_block_q8_0_t *y, int64_t n, int32_t offset,
+                                                mm_pack_side_t *side) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        int sum = quantize_block_avx512(x, y[b].qs, &d); /* |q| <= 127: the int32 sum is the int8 sum */
+        y[b].d = mm_fp32_to_fp16(d);
+        side[b].d = mm_fp16_to_fp32(y[b].d);
+        side[b].c = -offset * sum;
+        side[b].s = 0.0f;
+    }
+}
+
 AVX512_TARGET void mm_quantize_q8_1_avx512(const float *x, mm_block_q8_1_t *y, int64_t n) {
     for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
         float d;
@@ -151,6 +164,18 @@ AVX2_TARGET static inline int quantize_block_avx2(const float *x, int8_t *qs, fl
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
     return _mm_cvtsi128_si32(t);
+}
+
+AVX2_TARGET void mm_quantize_q8_0_side_avx2(const float *x, mm_block_q8_0_t *y, int64_t n, int32_t offset,
+                                            mm_pack_side_t *side) {
+    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+        float d;
+        int sum = quantize_block_avx2(x, y[b].qs, &d);
+        y[b].d = mm_fp32_to_fp16(d);
+        side[b].d = mm_fp16_to_fp32(y[b].d);
+        side[b].c = -offset * sum;
+        side[b].s = 0.0f;
+    }
 }
 
 AVX2_TARGET void mm_quantize_q8_0_avx2(const float *x, mm_block_q8_0_t *y, int64_t n) {
