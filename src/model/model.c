@@ -243,19 +243,21 @@ static int pack_weights(model_t *m, tl_err_t *err) {
 const mm_weight_t *model_output_weight(const model_t *cm) {
     model_t *m = (model_t *)cm; /* the lazily built pack is a cache; the lock serialises it */
     pthread_mutex_lock(&m->output_lock);
-    mm_weight_t *w = &m->output;
-    if (!w->pack && !m->output_pack && mm_pack_supports(w)) {
+    const mm_weight_t *w = &m->output;
+    if (!m->output_pack && mm_pack_supports(w)) {
         void *dst = NULL;
         /* out of memory: the unpacked kernels give the same bits, only slower */
         if (posix_memalign(&dst, 64, mm_pack_bytes(w)) == 0) {
             /* pages dropped range by range: the file's rows and their packed copy are not both resident */
             pack_job_t j = {.w = w, .dst = dst, .drop = m->gguf};
             threadpool_for(m->pool, (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS), 16, pack_range, &j);
+            m->output_packed = m->output;
+            m->output_packed.pack = dst;
             m->output_pack = dst;
-            w->pack = dst;
-            gguf_drop_pages(m->gguf, w->data, (size_t)w->n_out * w->row_bytes);
+            gguf_drop_pages(m->gguf, w->data, (size_t)w->n_out * w->row_bytes); /* the chunks' boundary pages */
         }
     }
+    if (m->output_pack) w = &m->output_packed;
     pthread_mutex_unlock(&m->output_lock);
     return w;
 }

@@ -35,6 +35,7 @@ struct model {
      * through a model_head_t and never needs it (~30 MiB on SmolLM2). */
     pthread_mutex_t output_lock;
     void *output_pack;
+    mm_weight_t output_packed; /* output with .pack set, once output_pack is built; output itself never changes */
 };
 
 /* The output matrix, packed on the first call (thread-safe). */
