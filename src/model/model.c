@@ -244,7 +244,7 @@ const mm_weight_t *model_output_weight(const model_t *cm) {
     model_t *m = (model_t *)cm; /* the lazily built pack is a cache; the lock serialises it */
     pthread_mutex_lock(&m->output_lock);
     const mm_weight_t *w = &m->output;
-    if (!m->output_pack && mm_pack_supports(w)) {
+    if (!m->output_packed.pack && mm_pack_supports(w)) {
         void *dst = NULL;
         /* out of memory: the unpacked kernels give the same bits, only slower */
         if (posix_memalign(&dst, 64, mm_pack_bytes(w)) == 0) {
@@ -253,11 +253,10 @@ const mm_weight_t *model_output_weight(const model_t *cm) {
             threadpool_for(m->pool, (long)((w->n_out + MM_PACK_ROWS - 1) / MM_PACK_ROWS), 16, pack_range, &j);
             m->output_packed = m->output;
             m->output_packed.pack = dst;
-            m->output_pack = dst;
             gguf_drop_pages(m->gguf, w->data, (size_t)w->n_out * w->row_bytes); /* the chunks' boundary pages */
         }
     }
-    if (m->output_pack) w = &m->output_packed;
+    if (m->output_packed.pack) w = &m->output_packed;
     pthread_mutex_unlock(&m->output_lock);
     return w;
 }
@@ -303,7 +302,7 @@ void model_free(model_t *m) {
     free(m->owned[0]);
     for (int i = 0; i < m->n_packs; i++) free(m->packs[i]);
     free(m->packs);
-    free(m->output_pack);
+    free((void *)m->output_packed.pack);
     pthread_mutex_destroy(&m->output_lock);
     threadpool_free(m->pool);
     tokenizer_free(m->tok);

@@ -34,8 +34,7 @@ struct model {
      * (model_output_weight): scoring a task's labels reads a few rows
      * through a model_head_t and never needs it (~30 MiB on SmolLM2). */
     pthread_mutex_t output_lock;
-    void *output_pack;
-    mm_weight_t output_packed; /* output with .pack set, once output_pack is built; output itself never changes */
+    mm_weight_t output_packed; /* output with .pack set once built (.pack NULL until then); output never changes */
 };
 
 /* The output matrix, packed on the first call (thread-safe). */

@@ -198,18 +198,18 @@ TEST(output_packed_on_first_use) {
     tl_err_t err;
     CHECK_EQ_INT(model_load(&m, model_path(), 1, &err), 0);
     if (!m) return;
-    CHECK(m->output_pack == NULL && m->output.pack == NULL && m->layers[0].wq.pack != NULL);
+    CHECK(m->output_packed.pack == NULL && m->output.pack == NULL && m->layers[0].wq.pack != NULL);
     model_ctx_t *c;
     CHECK_EQ_INT(model_ctx_new(&c, m, 32, &err), 0);
     CHECK_EQ_INT(model_eval(c, TOKS, 6, NULL, false, &err), 0); /* no logits: the output matrix is not read */
-    CHECK(m->output_pack == NULL);
+    CHECK(m->output_packed.pack == NULL);
     int nv = (int)model_config(m)->n_vocab;
     float *a = malloc(sizeof(float) * (size_t)nv * 10), *b = malloc(sizeof(float) * (size_t)nv * 10);
     CHECK_EQ_INT(eval_all(M1, TOKS, 10, a, 10, 32), 0); /* M1: packed by earlier tests */
-    CHECK(M1->output_pack != NULL && model_output_weight(M1)->pack == M1->output_pack);
-    bool unpacked_first = m->output_pack == NULL;
+    CHECK(M1->output_packed.pack != NULL && model_output_weight(M1)->pack == M1->output_packed.pack);
+    bool unpacked_first = m->output_packed.pack == NULL;
     CHECK_EQ_INT(eval_all(m, TOKS, 10, b, 10, 32), 0);
-    CHECK(unpacked_first && m->output_pack != NULL && m->output.pack == NULL);
+    CHECK(unpacked_first && m->output_packed.pack != NULL && m->output.pack == NULL);
     CHECK(memcmp(a, b, sizeof(float) * (size_t)nv * 10) == 0);
     free(a);
     free(b);
