@@ -175,9 +175,8 @@ static void batch_attention_job(void *arg, int ith, long i0, long i1) {
         int np = b->n_pre[t], na = b->anc_len[t];
         const int *anc = b->anc + (size_t)t * b->max_depth;
         const float *q = b->q + r * Q + (long)h * hd;
-        for (int p = 0; p < np; p++) scores[p] = scale * matmul_dot_f32(hd, q, kc + p * KV + (long)kvh * hd, m->level);
-        for (int a = 0; a < na; a++)
-            scores[np + a] = scale * matmul_dot_f32(hd, q, b->k + anc[a] * KV + (long)kvh * hd, m->level);
+        attention_scores(scores, q, kc + (long)kvh * hd, np, KV, NULL, scale, hd, m->level);
+        attention_scores(scores + np, q, b->k + (long)kvh * hd, na, KV, anc, scale, hd, m->level);
         softmax_forward(scores, np + na);
         round_fp16_forward(scores, np + na, m->level);
         float *out = b->att + r * Q + (long)h * hd;

@@ -49,6 +49,12 @@ void attention_forward(float *out, const float *q, const float *k, const float *
  * non-NaN value. */
 void round_fp16_forward(float *x, long n, cpu_level_t level);
 
+/* scores[p] = scale * (q . row_p) for p < n, rows as attention_v_sum reads
+ * them (stride, optional idx); each dot product has matmul_dot_f32's bits at
+ * the level (AVX-512 computes sixteen rows at once with the same operations). */
+void attention_scores(float *scores, const float *q, const float *k, int n, long stride, const int *idx, float scale,
+                      int head_dim, cpu_level_t level);
+
 /* out[d] (+)= sum over p < n, in order, of s[p] * row_p[d], d < head_dim, with
  * row_p = v + p * stride, or v + idx[p] * stride when idx is given;
  * accumulate = 0 starts from zero. Every level gives the plain loop's bits

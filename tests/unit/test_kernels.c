@@ -459,6 +459,46 @@ TEST(attention_v_sum_all_levels) {
     free(v);
 }
 
+/* attention_scores at each level equals scale * matmul_dot_f32 at that level
+ * bit for bit: row counts around the 16-row block, rows by stride and by
+ * index list, head sizes 32-128 (the blocked AVX-512 form) and 48 (the
+ * per-row dot). The values span many magnitudes, so a different summation
+ * tree would show in the last bits. */
+TEST(attention_scores_all_levels) {
+    enum { NR = 37, W = 4 * 128 };
+    const int hds[5] = {64, 32, 96, 128, 48}, ns[6] = {1, 9, 15, 16, 17, NR};
+    float *k = malloc(sizeof(float) * NR * W), q[128], got[NR + 1];
+    int idx[NR];
+    for (int i = 0; i < NR * W; i++) k[i] = (float)((2.0 * urand() - 1.0) * ldexp(1.0, (int)(urand() * 16) - 8));
+    for (int i = 0; i < 128; i++) q[i] = (float)((2.0 * urand() - 1.0) * ldexp(1.0, (int)(urand() * 16) - 8));
+    for (int p = 0; p < NR; p++) idx[p] = (p * 11 + 5) % NR;
+    int compared = 0;
+    for (int h = 0; h < 5; h++)
+        for (int ni = 0; ni < 6; ni++)
+            for (int mode = 0; mode < 2; mode++) {
+                int hd = hds[h], n = ns[ni];
+                const int *ix = mode ? idx : NULL;
+                for (int lv = CPU_LEVEL_SCALAR; lv <= (int)cpu_detect_level(); lv++) {
+                    got[n] = 12345.0f;
+                    attention_scores(got, q, k + 128, n, W, ix, 0.125f, hd, (cpu_level_t)lv);
+                    CHECK(got[n] == 12345.0f); /* nothing written past n */
+                    for (int p = 0; p < n; p++) {
+                        float want = 0.125f * matmul_dot_f32(hd, q, k + 128 + (ix ? ix[p] : p) * W, (cpu_level_t)lv);
+                        if (memcmp(&want, &got[p], sizeof want)) {
+                            CHECK(!"score differs from matmul_dot_f32");
+                            fprintf(stderr, "  hd %d n %d mode %d level %d row %d: %.9g vs %.9g\n", hd, n, mode, lv, p,
+                                    got[p], want);
+                            goto done;
+                        }
+                        compared++;
+                    }
+                }
+            }
+done:
+    CHECK(compared > 0);
+    free(k);
+}
+
 int main(void) {
     RUN(quantize_q8_1_matches_definition);
     RUN(quantize_q8_0_rounds_half_even);
@@ -477,5 +517,6 @@ int main(void) {
     RUN(attention_vs_naive);
     RUN(round_fp16_all_levels);
     RUN(attention_v_sum_all_levels);
+    RUN(attention_scores_all_levels);
     return tl_test_summary("test_kernels");
 }
