@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,17 +68,25 @@ static int parse_fields(task_t *t, const cJSON *arr, const char *path, tl_err_t 
             } else if (!strcmp(k->string, "placeholder")) {
                 if (copy_str(t->placeholders[i], TASK_NAME_MAX, k, path, key, err)) return -1;
                 have_ph = true;
+            } else if (!strcmp(k->string, "letters")) {
+                if (copy_str(t->letters[i], TASK_NAME_MAX, k, path, key, err)) return -1;
+                have_ph = true;
             } else {
-                return tl_fail(err, "%s: unknown key '%s' (expected column, placeholder)", path, key);
+                return tl_fail(err, "%s: unknown key '%s' (expected column, placeholder, letters)", path, key);
             }
         }
         if (!have_col) return tl_fail(err, "%s: fields[%d] lacks 'column'", path, i);
-        if (!have_ph) return tl_fail(err, "%s: fields[%d] lacks 'placeholder'", path, i);
+        if (!have_ph) return tl_fail(err, "%s: fields[%d] lacks 'placeholder' (or 'letters')", path, i);
+        if (t->placeholders[i][0] && !strcmp(t->placeholders[i], t->letters[i]))
+            return tl_fail(err, "%s: fields[%d] uses '%s' as both placeholder and letters", path, i, t->letters[i]);
         for (int j = 0; j < i; j++) {
             if (!strcmp(t->field_columns[j], t->field_columns[i]))
                 return tl_fail(err, "%s: fields[%d].column '%s' repeats fields[%d]", path, i, t->field_columns[i], j);
-            if (!strcmp(t->placeholders[j], t->placeholders[i]))
-                return tl_fail(err, "%s: fields[%d].placeholder '%s' repeats fields[%d]", path, i, t->placeholders[i], j);
+            const char *mine[2] = {t->placeholders[i], t->letters[i]}, *theirs[2] = {t->placeholders[j], t->letters[j]};
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    if (mine[a][0] && !strcmp(mine[a], theirs[b]))
+                        return tl_fail(err, "%s: fields[%d] placeholder '%s' repeats fields[%d]", path, i, mine[a], j);
         }
     }
     return 0;
@@ -193,12 +202,14 @@ int task_load(task_t **out, const char *dir, tl_err_t *err) {
         return tl_fail(err, "%s: template contains a NUL byte", tpath);
     }
     for (size_t i = 0; i < t->n_fields; i++) {
-        const char *p = strstr(t->template_text, t->placeholders[i]);
-        if (!p) {
-            tl_fail(err, "%s: placeholder '%s' (field '%s') does not occur in the template", tpath, t->placeholders[i], t->field_columns[i]);
-            task_free(t);
-            return -1;
-        }
+        const char *ph[2] = {t->placeholders[i], t->letters[i]};
+        for (int f = 0; f < 2; f++)
+            if (ph[f][0] && !strstr(t->template_text, ph[f])) {
+                tl_fail(err, "%s: placeholder '%s' (field '%s') does not occur in the template", tpath, ph[f],
+                        t->field_columns[i]);
+                task_free(t);
+                return -1;
+            }
     }
     *out = t;
     return 0;
@@ -210,22 +221,98 @@ void task_free(task_t *t) {
     free(t);
 }
 
-/* Earliest placeholder at or after s; sets *which. */
-static const char *next_placeholder(const task_t *t, const char *s, size_t *which) {
+/* Earliest placeholder at or after s (the longest where two start there);
+ * sets *which to its field and *spell to whether it is the letters form. */
+static const char *next_placeholder(const task_t *t, const char *s, size_t *which, int *spell) {
     const char *best = NULL;
-    for (size_t i = 0; i < t->n_fields; i++) {
-        const char *p = strstr(s, t->placeholders[i]);
-        if (p && (!best || p < best || (p == best && strlen(t->placeholders[i]) > strlen(t->placeholders[*which])))) {
-            best = p;
-            *which = i;
+    size_t best_len = 0;
+    for (size_t i = 0; i < t->n_fields; i++)
+        for (int f = 0; f < 2; f++) {
+            const char *ph = f ? t->letters[i] : t->placeholders[i];
+            if (!ph[0]) continue;
+            const char *p = strstr(s, ph);
+            size_t len = strlen(ph);
+            if (p && (!best || p < best || (p == best && len > best_len))) {
+                best = p;
+                best_len = len;
+                *which = i;
+                *spell = f;
+            }
         }
-    }
     return best;
+}
+
+/* A combining mark (kept with the character before it): the general-purpose
+ * combining blocks, the zero-width (non-)joiners, and the vowel signs,
+ * nuktas and viramas of the Indic blocks U+0900-U+0DFF, which share one
+ * layout. */
+static bool combining(uint32_t c) {
+    if ((c >= 0x300 && c <= 0x36f) || (c >= 0x1ab0 && c <= 0x1aff) || (c >= 0x1dc0 && c <= 0x1dff) ||
+        (c >= 0x20d0 && c <= 0x20ff) || (c >= 0xfe20 && c <= 0xfe2f) || c == 0x200c || c == 0x200d)
+        return true;
+    if (c >= 0x900 && c <= 0xdff) {
+        uint32_t o = c & 0x7f;
+        return o <= 0x03 || (o >= 0x3a && o <= 0x4f && o != 0x3d) || (o >= 0x51 && o <= 0x57) || o == 0x62 || o == 0x63;
+    }
+    return false;
+}
+
+/* Length of the UTF-8 sequence at s (1 for a byte that starts none, so
+ * malformed text still advances) and its code point. */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp) {
+    unsigned char b = s[0];
+    size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1;
+    uint32_t c = n == 1 ? b : n == 2 ? (b & 0x1fu) : n == 3 ? (b & 0x0fu) : (b & 0x07u);
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80) {
+            *cp = b;
+            return 1;
+        }
+        c = (c << 6) | (s[k] & 0x3fu);
+    }
+    *cp = c;
+    return n;
+}
+
+size_t task_spell_letters(const char *in, char *out, size_t cap) {
+    size_t len = 0;
+#define PUT(ch)                                                                                                        \
+    do {                                                                                                               \
+        if (len + 1 < cap) out[len] = (char)(ch);                                                                      \
+        len++;                                                                                                         \
+    } while (0)
+    const unsigned char *s = (const unsigned char *)in;
+    bool in_word = false, any = false;
+    while (*s) {
+        if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v') {
+            in_word = false;
+            s++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = utf8_next(s, &cp);
+        if (!in_word) {
+            if (any) {
+                PUT(' ');
+                PUT('/');
+                PUT(' ');
+            }
+            in_word = any = true;
+        } else if (!combining(cp)) {
+            PUT(' ');
+        }
+        for (size_t k = 0; k < n; k++) PUT(n == 1 && s[k] >= 'A' && s[k] <= 'Z' ? s[k] + ('a' - 'A') : s[k]);
+        s += n;
+    }
+#undef PUT
+    if (cap) out[len < cap ? len : cap - 1] = '\0';
+    return len;
 }
 
 size_t task_prompt_prefix_len(const task_t *t) {
     size_t w = 0;
-    const char *p = next_placeholder(t, t->template_text, &w);
+    int f = 0;
+    const char *p = next_placeholder(t, t->template_text, &w, &f);
     return p ? (size_t)(p - t->template_text) : strlen(t->template_text);
 }
 
@@ -235,13 +322,14 @@ int task_render_prompt(const task_t *t, const char *const *fields, char **out, t
     size_t need = 1;
     for (;;) {
         size_t w = 0;
-        const char *p = next_placeholder(t, s, &w);
+        int f = 0;
+        const char *p = next_placeholder(t, s, &w, &f);
         if (!p) {
             need += strlen(s);
             break;
         }
-        need += (size_t)(p - s) + strlen(fields[w]);
-        s = p + strlen(t->placeholders[w]);
+        need += (size_t)(p - s) + (f ? task_spell_letters(fields[w], NULL, 0) : strlen(fields[w]));
+        s = p + strlen(f ? t->letters[w] : t->placeholders[w]);
     }
     char *buf = malloc(need);
     if (!buf) return tl_fail(err, "task %s: out of memory rendering a prompt", t->name);
@@ -249,7 +337,8 @@ int task_render_prompt(const task_t *t, const char *const *fields, char **out, t
     s = t->template_text;
     for (;;) {
         size_t w = 0;
-        const char *p = next_placeholder(t, s, &w);
+        int f = 0;
+        const char *p = next_placeholder(t, s, &w, &f);
         if (!p) {
             size_t n = strlen(s);
             memcpy(o, s, n);
@@ -258,10 +347,14 @@ int task_render_prompt(const task_t *t, const char *const *fields, char **out, t
         }
         memcpy(o, s, (size_t)(p - s));
         o += p - s;
-        size_t fl = strlen(fields[w]);
-        memcpy(o, fields[w], fl);
-        o += fl;
-        s = p + strlen(t->placeholders[w]);
+        if (f) {
+            o += task_spell_letters(fields[w], o, need - (size_t)(o - buf));
+        } else {
+            size_t fl = strlen(fields[w]);
+            memcpy(o, fields[w], fl);
+            o += fl;
+        }
+        s = p + strlen(f ? t->letters[w] : t->placeholders[w]);
     }
     *o = '\0';
     *out = buf;

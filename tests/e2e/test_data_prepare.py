@@ -103,4 +103,35 @@ c.check(r.returncode == 1 and "nope.csv" in r.stderr, "missing input file is a r
 r = run_tasklm(["data", "prepare", "--help"])
 c.check(r.returncode == 0 and "--folds" in r.stdout, "--help")
 
+# render: each usable row's prompt, as the model sees it (the namematch template, and a task that also
+# spells the names out letter by letter)
+r = run_tasklm(["data", "render", "--in", raw, "--limit", "3"])
+c.check(r.returncode == 0, "render exits 0", r.stderr[-300:])
+lines = [json.loads(x) for x in r.stdout.splitlines()] if r.returncode == 0 else []
+tmpl = open(os.path.join(ROOT, "tasks", "namematch", "template.txt"), encoding="utf-8").read()
+c.check(len(lines) == 3 and [x["line"] for x in lines] == [2, 3, 4], "render --limit 3: three rows, their line numbers")
+c.check(lines and lines[0]["prompt"] == tmpl.replace("<elected_name>", rows[0][0]).replace("<partner_name>", rows[0][1])
+        and lines[0]["label"] == rows[0][2].strip().lower(), "render: the template with the row's fields, and its label")
+r = run_tasklm(["data", "render", "--in", raw])
+c.check(r.returncode == 0 and "skipped" in r.stderr and len(r.stdout.splitlines()) == len(rows) + 1,
+        "render: every clean row (a duplicate pair too), dropped rows named on stderr", r.stderr[-300:])
+tdir = os.path.join(tmp, "letters-task")
+os.makedirs(tdir)
+with open(os.path.join(ROOT, "tasks", "namematch", "task.json")) as f:
+    tj = json.load(f)
+tj["fields"][0]["letters"] = "<l1>"
+tj["fields"][1] = {"column": "partner_name", "letters": "<l2>"}
+with open(os.path.join(tdir, "task.json"), "w") as f:
+    json.dump(tj, f)
+with open(os.path.join(tdir, "template.txt"), "w") as f:
+    f.write("A: <elected_name> = <l1>\nB: <l2>\nAnswer:")
+r = run_tasklm(["data", "render", "--in", raw, "--limit", "1", "--task-dir", tdir])
+c.check(r.returncode == 0 and json.loads(r.stdout)["prompt"] ==
+        "A: Person 0 Alpha = p e r s o n / 0 / a l p h a\nB: p e r s n / 0 / a l f a , / j r\nAnswer:",
+        "render: letters placeholders spell the names out", r.stdout + r.stderr[-300:])
+r = run_tasklm(["data", "render", "--in", raw, "--limit", "0"])
+c.check(r.returncode == 2 and "--limit" in r.stderr, "render: bad --limit is a usage error (2)", r.stderr)
+r = run_tasklm(["data", "render"])
+c.check(r.returncode == 2 and "--in is required" in r.stderr, "render: missing --in is a usage error")
+
 sys.exit(c.finish())

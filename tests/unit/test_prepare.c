@@ -215,6 +215,86 @@ TEST(task_rejects_bad_definitions) {
     rmdir(dir);
 }
 
+/* The letters form: words joined by " / ", characters by " ", ASCII
+ * lower-cased, combining marks kept with their character, malformed UTF-8
+ * passed through byte by byte; the measure equals what is written, and a
+ * short buffer is cut and terminated. */
+TEST(spell_letters) {
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"Ravi  Kumar", "r a v i / k u m a r"},
+        {"  Dr. R. Gupta ", "d r . / r . / g u p t a"},
+        {"Kumar, Ravi", "k u m a r , / r a v i"},
+        {"Jo\xc3\xabl", "j o \xc3\xab l"},                                 /* e with diaeresis, one character */
+        {"\xe0\xa4\xb0\xe0\xa4\xb5\xe0\xa4\xbf", "\xe0\xa4\xb0 \xe0\xa4\xb5\xe0\xa4\xbf"}, /* ra, va + vowel sign i */
+        {"e\xcc\x81x", "e\xcc\x81 x"},                                      /* e + combining acute, x */
+        {"A\xff" "B", "a \xff b"},                                              /* a stray byte is a character */
+        {"", ""},
+        {" \t ", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[128];
+        size_t n = task_spell_letters(cases[i].in, buf, sizeof buf);
+        CHECK_STR(buf, cases[i].want);
+        CHECK_EQ_INT((int)n, (int)strlen(cases[i].want));
+        CHECK_EQ_INT((int)task_spell_letters(cases[i].in, NULL, 0), (int)n);
+    }
+    char small[6];
+    CHECK_EQ_INT((int)task_spell_letters("Ravi Kumar", small, sizeof small), 19);
+    CHECK_STR(small, "r a v");
+}
+
+/* A field can be rendered as is, spelled out, or both; each declared
+ * placeholder must occur in the template and none may repeat. */
+TEST(task_letters_placeholder) {
+    char dir[] = "/tmp/tl_test_letters_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char jp[256], tp[256];
+    snprintf(jp, sizeof jp, "%s/task.json", dir);
+    snprintf(tp, sizeof tp, "%s/t.txt", dir);
+    tl_err_t err = {{0}};
+    task_t *t = NULL;
+    write_file(tp, "A: <a> (<a_letters>)\nB: <b_letters>\n");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\","
+                   "\"letters\":\"<a_letters>\"},{\"column\":\"b\",\"letters\":\"<b_letters>\"}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), 0);
+    if (t) {
+        const char *f[] = {"Ravi Kumar", "R. KUMAR"};
+        char *p;
+        CHECK_EQ_INT(task_render_prompt(t, f, &p, &err), 0);
+        CHECK_STR(p, "A: Ravi Kumar (r a v i / k u m a r)\nB: r . / k u m a r\n");
+        free(p);
+        CHECK_EQ_INT((int)task_prompt_prefix_len(t), 3);
+        task_free(t);
+    }
+    write_file(tp, "A: <a>\n");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "placeholder '<a_letters>' (field 'a') does not occur in the template");
+    write_file(tp, "A: <a> <b>\n");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\","
+                   "\"letters\":\"<b>\"},{\"column\":\"b\",\"placeholder\":\"<b>\"}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "fields[1] placeholder '<b>' repeats fields[0]");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"placeholder\":\"<a>\","
+                   "\"letters\":\"<a>\"}],\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "fields[0] uses '<a>' as both placeholder and letters");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\"}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "fields[0] lacks 'placeholder' (or 'letters')");
+    write_file(jp, "{\"name\":\"x\",\"template\":\"t.txt\",\"fields\":[{\"column\":\"a\",\"letters\":7}],"
+                   "\"label_column\":\"l\",\"labels\":[\"p\",\"q\"]}");
+    CHECK_EQ_INT(task_load(&t, dir, &err), -1);
+    CHECK_CONTAINS(err.msg, "key 'fields[0].letters' must be a string");
+    unlink(jp);
+    unlink(tp);
+    rmdir(dir);
+}
+
 /* A symmetric task: (a, b) and (b, a) are one pair; --swap adds the reversed
  * copy of every training pair and leaves the test rows as read. */
 TEST(symmetric_dedupe_and_swap) {
@@ -288,6 +368,8 @@ int main(void) {
     RUN(symmetric_dedupe_and_swap);
     RUN(task_render_matches_seed_template);
     RUN(task_rejects_bad_definitions);
+    RUN(spell_letters);
+    RUN(task_letters_placeholder);
     RUN(rng_deterministic_and_uniformish);
     RUN(split_is_stratified_and_disjoint);
     RUN(oversample_train_only_keeps_originals);
