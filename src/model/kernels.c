@@ -6,7 +6,6 @@
 
 #include "model/vexp.h"
 #include "quant/matmul.h"
-#include "quant/matmul_kernels.h"
 #include "quant/types.h"
 
 static cpu_level_t level_once(void) {
