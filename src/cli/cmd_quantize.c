@@ -30,9 +30,12 @@ static void usage(FILE *out) {
             "      --pure                 no default choices: every matrix gets TYPE (or its override)\n"
             "      --calib CSV            calibrated quantization: weight each column's error by the\n"
             "                             mean squared activation over prompts built from CSV rows\n"
-            "                             (task CSV: elected_name,partner_name,labeled_result)\n"
+            "                             (the task's columns, e.g. elected_name,partner_name)\n"
             "      --calib-rows N         rows of CSV to use (default 128)\n"
-            "      --calib-template PATH  prompt template (default: tasks/namematch/template.txt)\n"
+            "      --task NAME            task whose template renders the calibration prompts: the\n"
+            "                             model's own task (folder under tasks/, default namematch)\n"
+            "      --task-dir DIR         task folder path (overrides --task)\n"
+            "      --calib-template PATH  prompt template (default: the task's template.txt)\n"
             "  -t, --threads N            worker threads (default: one per core)\n"
             "      --json                 print the summary as one JSON object\n"
             "  -h, --help                 this help\n\n"
@@ -116,10 +119,13 @@ int cmd_quantize(int argc, char **argv) {
         {"pure", no_argument, NULL, 'P'},          {"threads", required_argument, NULL, 't'},
         {"calib", required_argument, NULL, 'c'},   {"calib-rows", required_argument, NULL, 'r'},
         {"calib-template", required_argument, NULL, 'e'},
+        {"task", required_argument, NULL, 'k'},    {"task-dir", required_argument, NULL, 'D'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *in = NULL, *out = NULL, *type_name = NULL, *calib_csv = NULL, *calib_tmpl = NULL;
+    const char *task_name = NULL, *task_dir = NULL;
+    char dirbuf[512];
     int n_threads = 0, calib_rows = 128, json = 0, c;
     quantize_override_t *ov = NULL;
     int n_ov = 0;
@@ -153,6 +159,8 @@ int cmd_quantize(int argc, char **argv) {
             }
             break;
         case 'e': calib_tmpl = optarg; break;
+        case 'k': task_name = optarg; break;
+        case 'D': task_dir = optarg; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); free(ov); return CLI_OK;
         default:
@@ -181,11 +189,23 @@ int cmd_quantize(int argc, char **argv) {
         free(ov);
         return cli_usage_error(CMD, "the output must not be the input file");
     }
+    if ((task_name || task_dir || calib_tmpl) && !calib_csv) {
+        free(ov);
+        return cli_usage_error(CMD, "%s only matters with --calib CSV", task_dir ? "--task-dir" : task_name ? "--task" : "--calib-template");
+    }
+    if (task_name && (strchr(task_name, '/') || !task_name[0])) {
+        free(ov);
+        return cli_usage_error(CMD, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
+    }
+    if (!task_dir && task_name) {
+        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
+        task_dir = dirbuf;
+    }
     quantize_opts_t qo = {.type = (uint32_t)type, .overrides = ov, .n_overrides = n_ov, .pure = pure,
                           .n_threads = n_threads};
     calib_t *cal = NULL;
     if (calib_csv) {
-        calib_opts_t co = {.model_path = in, .csv_path = calib_csv, .template_path = calib_tmpl,
+        calib_opts_t co = {.model_path = in, .csv_path = calib_csv, .task_dir = task_dir, .template_path = calib_tmpl,
                            .n_rows = calib_rows, .n_threads = n_threads};
         if (calib_collect(&cal, &co, &err)) {
             free(ov);

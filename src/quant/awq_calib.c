@@ -92,7 +92,7 @@ int calib_collect(calib_t **out, const calib_opts_t *o, tl_err_t *err) {
     int rc = -1;
     calib_t *c = calloc(1, sizeof *c);
     if (!c) return tl_fail(err, "calibration: out of memory");
-    if (task_load(&task, "tasks/namematch", err)) goto done;
+    if (task_load(&task, o->task_dir ? o->task_dir : "tasks/namematch", err)) goto done;
     if (o->template_path) {
         char *t = read_text(o->template_path, err);
         if (!t) goto done;

@@ -17,8 +17,9 @@ typedef struct calib calib_t;
 
 typedef struct {
     const char *model_path;
-    const char *csv_path;      /* task CSV: elected_name,partner_name,labeled_result */
-    const char *template_path; /* NULL: tasks/namematch/template.txt */
+    const char *csv_path;      /* rows with the task's field columns */
+    const char *task_dir;      /* task folder whose template renders the prompts; NULL: tasks/namematch */
+    const char *template_path; /* NULL: the task's own template.txt */
     int n_rows;                /* first n data rows */
     int n_threads;
 } calib_opts_t;

@@ -52,6 +52,25 @@ with tempfile.TemporaryDirectory() as tmp:
                 "llama.cpp loads and runs the calibrated file; its next token is among the source's top 5",
                 f"{lc.index(max(lc))} vs {top}")
 
+    # the calibration prompts are the task's: --task-dir picks the template and fields; the token
+    # count reported is llama.cpp's count over the prompts `tasklm data render` prints for those rows
+    vocab = llama_cpp.Llama(model_path=MODEL, vocab_only=True, verbose=False)
+    for tdir in ("tasks/namematch", "tasks/namematch-letters"):
+        rr = run_tasklm(["data", "render", "--in", RAW, "--task-dir", tdir, "--limit", "6"])
+        prompts = [json.loads(ln)["prompt"] for ln in rr.stdout.splitlines()]
+        want = sum(len(vocab.tokenize(p.encode("utf-8"), add_bos=True, special=True)) for p in prompts)
+        r = run_tasklm(["quantize", MODEL, os.path.join(tmp, "t.gguf"), "--type", "q4_k", "--calib", RAW,
+                        "--calib-rows", "6", "--task-dir", tdir, "--threads", "2"])
+        c.check(r.returncode == 0 and len(prompts) == 6 and f"6 prompts, {want} tokens" in r.stderr,
+                f"--task-dir {tdir}: calibration over its 6 rendered prompts, {want} tokens as llama.cpp counts them",
+                r.stderr[-300:])
+    r = run_tasklm(["quantize", MODEL, os.path.join(tmp, "x.gguf"), "--type", "iq4_nl", "--calib", RAW,
+                    "--task-dir", os.path.join(tmp, "no-task")])
+    c.check(r.returncode == 1 and "no-task/task.json" in r.stderr and r.stderr.count("\n") == 1,
+            "missing task folder: exit 1 naming its task.json", r.stderr)
+    r = run_tasklm(["quantize", MODEL, os.path.join(tmp, "x.gguf"), "--type", "q8_0", "--task", "namematch"])
+    c.check(r.returncode == 2 and "--task only matters with --calib" in r.stderr, "--task without --calib: usage error",
+            r.stderr)
     r = run_tasklm(["quantize", MODEL, os.path.join(tmp, "x.gguf"), "--type", "iq4_nl", "--calib",
                     os.path.join(tmp, "missing.csv")])
     c.check(r.returncode == 1 and "missing.csv" in r.stderr and r.stderr.count("\n") <= 2,
