@@ -3,6 +3,7 @@
  * a stage without keys, like [export], still counts). */
 #include "pipeline/recipe.h"
 #include "core/str.h"
+#include "task/task.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -185,6 +186,9 @@ static int handler(void *user, const char *section, const char *name, const char
                     if (strlen(value) >= str_keys[i].size) return parse_fail(p, "value of %s is too long%s", name, "");
                     snprintf((char *)r + str_keys[i].off, str_keys[i].size, "%s", value);
                 }
+        if (!strcmp(name, "task") || !strcmp(name, "task_dir")) r->task_line = p->line;
+        if (!strcmp(name, "task") && (!value[0] || strchr(value, '/')))
+            return parse_fail(p, "task '%s' must be a folder name under tasks/ (use task_dir = PATH for a path)%s", value, "");
         if (!strcmp(name, "name") && !valid_name(value)) return parse_fail(p, "name '%s' must be a-z, 0-9, '-', '_' or '+'%s", value, "");
         return 1;
     }
@@ -316,5 +320,15 @@ int recipe_load(recipe_t *r, const char *path, tl_err_t *err) {
     if (strcmp(r->stages[0].kind, "prepare")) return tl_fail(err, "%s:%d: the first stage must be [prepare]", path, r->stages[0].line);
     for (int i = 0; i < r->n_stages; i++)
         if (check_stage(r, &r->stages[i], err)) return -1;
+    /* the task folder is read now, not an hour later by the first stage that needs it */
+    char dir[sizeof r->task_dir + 8];
+    if (r->task_dir[0]) snprintf(dir, sizeof dir, "%s", r->task_dir);
+    else snprintf(dir, sizeof dir, "tasks/%s", r->task);
+    task_t *t = NULL;
+    if (task_load(&t, dir, err)) {
+        tl_err_t e = *err;
+        return tl_fail(err, "%s:%d: task: %s", path, r->task_line, e.msg);
+    }
+    task_free(t);
     return 0;
 }

@@ -30,6 +30,7 @@ typedef struct {
     char path[512];
     char name[64];
     char model[400], task[64], task_dir[400], data[400], runs_dir[400];
+    int task_line; /* line of task / task_dir (0: the default task) */
     int threads;
     long seed;
     recipe_stage_t stages[RECIPE_MAX_STAGES];

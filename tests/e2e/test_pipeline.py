@@ -145,6 +145,21 @@ def main():
         err = r.stderr.strip()
         c.check(r.returncode == 2 and len(err.splitlines()) == 1 and word in err and line in err,
                 f"{what}: exit 2 with one line naming '{word}' and line {line}", f"rc={r.returncode} {err!r}")
+    # the task folder is read when the recipe is checked, not by the first stage that needs it
+    for what, line, word in (("task = nosuch", "task = nosuch", "tasks/nosuch/task.json"),
+                             ("task = a/b", "task = a/b", "task_dir"),
+                             ("task_dir = missing", "task_dir = " + os.path.join(tmp, "no-task"), "no-task/task.json")):
+        p = os.path.join(tmp, "bad.ini")
+        write(p, RECIPE.replace("threads = 2", line + "\nthreads = 2").format(model=MODEL, data="d.csv", runs=runs))
+        r = run_tasklm(["pipeline", p, "--dry-run"])
+        err = r.stderr.strip()
+        c.check(r.returncode == 2 and len(err.splitlines()) == 1 and word in err and ":6:" in err,
+                f"{what}: exit 2 with one line naming '{word}' and line 6", f"rc={r.returncode} {err!r}")
+    # every shipped recipe passes its checks (keys, stages, task folder)
+    for name in sorted(os.listdir(os.path.join(ROOT, "recipes"))):
+        r = subprocess.run([TASKLM, "pipeline", os.path.join("recipes", name), "--dry-run"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        c.check(r.returncode == 0 and "01-prepare" in r.stdout, f"recipes/{name}: dry run exits 0", r.stderr)
     r = run_tasklm(["pipeline", os.path.join(tmp, "missing.ini")])
     c.check(r.returncode == 2 and "missing.ini" in r.stderr, "missing recipe file: exit 2 naming it", r.stderr)
     r = run_tasklm(["pipeline", recipe, "--from", "nosuch"])
