@@ -4,7 +4,9 @@ GGUF, measured in one run on the same cores.
 Ours: `tasklm serve` over HTTP. Single-request latency p50/p99 from
 sequential requests on one keep-alive connection; throughput at concurrency
 16 with wrk on loopback (POST /v1/classify, inputs cycling through the
-task's rows), non-2xx count, and the server's RSS before/after the wrk run.
+task's rows), non-2xx count, and the server's RSS before/after the wrk run
+(after a --warmup of a few seconds at the same concurrency; the RSS before
+that warm-up is printed too).
 Peer: what a user of llama-cpp-python does for this task: tokenize the full
 prompt, evaluate it, read the next-token logits, softmax over the labels'
 first tokens. Its throughput is requests/s of that loop (the Python API
@@ -65,6 +67,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--single", type=int, default=100, help="sequential requests for latency")
     ap.add_argument("--duration", type=int, default=60, help="wrk seconds at concurrency 16")
+    ap.add_argument("--warmup", type=int, default=3, help="wrk seconds at concurrency 16 before the measured run")
     ap.add_argument("--peer-seconds", type=float, default=20, help="peer throughput loop seconds")
     ap.add_argument("--amx", action="store_true", help="serve with --amx (Q8_0 on the AMX-INT8 tiles)")
     a = ap.parse_args()
@@ -106,6 +109,11 @@ def main():
                   " summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,"
                   " latency:percentile(50), latency:percentile(99)))\nend\n")
         lua.close()
+        # a few seconds at concurrency 16 first: the first batched passes touch the batch buffers (sized for
+        # --max-batch-tokens, ~20 MiB) and the connection threads start; growth after that is what a leak shows
+        rss_cold = rss_mib(srv.pid)
+        subprocess.run(["wrk", "-t2", "-c16", f"-d{a.warmup}s", "--timeout", "10s", "-s", lua.name,
+                        f"http://127.0.0.1:{port}"], capture_output=True, text=True)
         rss0 = rss_mib(srv.pid)
         cpu0 = cpu_s(srv.pid)
         w = subprocess.run(["wrk", "-t2", "-c16", f"-d{a.duration}s", "--timeout", "10s", "-s", lua.name,
@@ -153,7 +161,7 @@ def main():
     print(f"{'CPU ms per request (throughput run)':34}{ours_cpu_ms:12.1f}{peer_cpu_ms:12.1f}{peer_cpu_ms / ours_cpu_ms:8.2f}  (peer/ours)")
     print(f"wrk: {wj['requests']} requests, non-2xx {wj['non2xx']}, socket errors {wj['errors']}, "
           f"p50 {wj['p50_us'] / 1e3:.1f} ms, p99 {wj['p99_us'] / 1e3:.1f} ms")
-    print(f"server RSS {rss0:.1f} -> {rss1:.1f} MiB ({100 * (rss1 - rss0) / rss0:+.2f} %)")
+    print(f"server RSS {rss0:.1f} -> {rss1:.1f} MiB ({100 * (rss1 - rss0) / rss0:+.2f} %) over the measured run; {rss_cold:.1f} MiB before the warm-up")
     sla_ok = wj["p99_us"] / 1e3 <= 800
     inst = math.ceil(100 / ours_qps) if sla_ok and ours_qps > 0 else float("nan")
     print(f"Table 5.4 line: tasklm ({os.path.basename(a.model)}) | this {cores}-core machine | median latency "

@@ -271,13 +271,18 @@ static void stage_range(void *arg, int ith, long i0, long i1) {
     }
 }
 
+/* Fewer tokens than this run a norm / rope stage on the calling thread. A dispatch costs a few microseconds,
+ * about what the norms, bias and rope of a few tokens take (SwiGLU's exponentials: ~8 us a token); at 64, a
+ * lone ~20-token request left the second thread idle for three stages of each block (bench_engine batch 1,
+ * two threads, five interleaved rounds on Zen 5: median 8.15 -> 7.69 ms per pass at 8). */
+#ifndef STAGE_MIN_ITEMS
+#define STAGE_MIN_ITEMS 8
+#endif
 static void run_stage(stage_job_t *j, int stage, long n_items) {
     const threadpool_t *pool = j->b->m->pool;
     j->stage = stage;
     long grain = n_items / (4L * threadpool_n_threads(pool));
-    /* a dispatch costs a few microseconds: the norms, bias and rope of a few
-     * dozen tokens take about that long, SwiGLU's exponentials about 8 us a token */
-    if (n_items < (stage == ST_SWIGLU ? 2 : 64)) stage_range(j, 0, 0, n_items);
+    if (n_items < (stage == ST_SWIGLU ? 2 : STAGE_MIN_ITEMS)) stage_range(j, 0, 0, n_items);
     else threadpool_for(j->b->m->pool, n_items, grain < 1 ? 1 : grain, stage_range, j);
 }
 
