@@ -106,7 +106,14 @@ AVX512_TARGET static inline int quantize_block_avx512(const float *x, int8_t *qs
     _mm_storeu_si128((__m128i *)qs, _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128((__m128i *)(qs + 16), _mm512_cvtepi32_epi8(q1));
     *d_out = d;
-    return _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    /* vector adds only: they wrap, where _mm512_reduce_add_epi32's last steps are C int additions (a NaN
+     * converts to INT_MIN, and the sum of such lanes would overflow) */
+    __m512i t = _mm512_add_epi32(q0, q1);
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4e));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xb1));
+    return _mm_cvtsi128_si32(u);
 }
 
 AVX512_TARGET void mm_quantize_q8_0_avx512(const float *x, mm_block_q8_0_t *y, int64_t n) {
@@ -117,14 +124,78 @@ AVX512_TARGET void mm_quantize_q8_0_avx512(const float *x, mm_block_q8_0_t *y, i
     }
 }
 
+/* Sixteen vectors to one: lane j = the max (or the int32 sum) of v[j]'s sixteen lanes. Four rounds of
+ * shuffles and lane-wise operations (8 + 4 + 2 + 1) instead of sixteen horizontal reductions; max and integer
+ * sums do not depend on the order, so the values are those of _mm512_reduce_max_ps / _add_epi32. The rounds
+ * leave block 4k + c in lane 4c + k; the last permute puts it in lane 4k + c. */
+#define REDUCE16(NAME, OP)                                                                                    \
+    AVX512_TARGET static inline __m512 NAME(__m512 *v) {                                                      \
+        __m512 r[8], u[4], z[2];                                                                              \
+        for (int i = 0; i < 8; i++)                                                                           \
+            r[i] = OP(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee)); \
+        for (int i = 0; i < 4; i++)                                                                           \
+            u[i] = OP(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0x88), _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0xdd)); \
+        for (int i = 0; i < 2; i++)                                                                           \
+            z[i] = OP(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44), _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xee)); \
+        __m512 f = OP(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xdd));                \
+        return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), f); \
+    }
+#define ADD_EPI32_AS_PS(a, b) _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+REDUCE16(reduce16_max, _mm512_max_ps)
+REDUCE16(reduce16_add_epi32, ADD_EPI32_AS_PS)
+
+/* Sixteen blocks at once, the same bytes as quantize_block_avx512 block by block; the fp16 scale rounded by F16C
+ * (IEEE round-to-nearest-even, as mm_fp32_to_fp16 for finite values). Returns -1, writing nothing, if a value
+ * is not finite (the caller then goes block by block, whose NaN handling is the reference's). */
+AVX512_TARGET static int quantize16_side(const float *x, mm_block_q8_0_t *y, int32_t offset, mm_pack_side_t *side) {
+    __m512 m[16];
+    __mmask16 bad = 0;
+    for (int j = 0; j < 16; j++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * j), v1 = _mm512_loadu_ps(x + 32 * j + 16);
+        bad |= _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+        m[j] = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+    }
+    __m512 amax = reduce16_max(m);
+    if (bad || _mm512_cmp_ps_mask(amax, _mm512_set1_ps(3.4028234664e38f), _CMP_LE_OQ) != 0xffff) return -1;
+    __m512 d = _mm512_div_ps(amax, _mm512_set1_ps(127.0f));
+    __m512 id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_NEQ_OQ), _mm512_set1_ps(127.0f), amax);
+    __m512 acc[16];
+    for (int j = 0; j < 16; j++) {
+        __m512 s = _mm512_permutexvar_ps(_mm512_set1_epi32(j), id);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * j), s));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * j + 16), s));
+        _mm_storeu_si128((__m128i *)y[j].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(y[j].qs + 16), _mm512_cvtepi32_epi8(q1));
+        acc[j] = _mm512_castsi512_ps(_mm512_add_epi32(q0, q1));
+    }
+    __m512i c = _mm512_mullo_epi32(_mm512_castps_si512(reduce16_add_epi32(acc)), _mm512_set1_epi32(-offset));
+    __m256i h = _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    uint16_t hv[16];
+    float dv[16];
+    int32_t cv[16];
+    _mm256_storeu_si256((__m256i *)hv, h);
+    _mm512_storeu_ps(dv, _mm512_cvtph_ps(h));
+    _mm512_storeu_si512(cv, c);
+    for (int j = 0; j < 16; j++) {
+        y[j].d = hv[j];
+        side[j].d = dv[j];
+        side[j].c = cv[j];
+        side[j].s = 0.0f;
+    }
+    return 0;
+}
+
 AVX512_TARGET void mm_quantize_q8_0_side_avx512(const float *x, mm_block_q8_0_t *y, int64_t n, int32_t offset,
                                                 mm_pack_side_t *side) {
-    for (int64_t b = 0; b < n / MM_QK; b++, x += MM_QK) {
+    int64_t nb = n / MM_QK, b = 0;
+    for (; b + 16 <= nb; b += 16, x += 16 * MM_QK)
+        if (quantize16_side(x, y + b, offset, side + b)) break;
+    for (; b < nb; b++, x += MM_QK) {
         float d;
         int sum = quantize_block_avx512(x, y[b].qs, &d); /* |q| <= 127: the int32 sum is the int8 sum */
         y[b].d = mm_fp32_to_fp16(d);
         side[b].d = mm_fp16_to_fp32(y[b].d);
-        side[b].c = -offset * sum;
+        side[b].c = (int32_t)(0u - (uint32_t)offset * (uint32_t)sum); /* wraps (a NaN converts to INT_MIN) */
         side[b].s = 0.0f;
     }
 }
@@ -173,7 +244,7 @@ AVX2_TARGET void mm_quantize_q8_0_side_avx2(const float *x, mm_block_q8_0_t *y, 
         int sum = quantize_block_avx2(x, y[b].qs, &d);
         y[b].d = mm_fp32_to_fp16(d);
         side[b].d = mm_fp16_to_fp32(y[b].d);
-        side[b].c = -offset * sum;
+        side[b].c = (int32_t)(0u - (uint32_t)offset * (uint32_t)sum); /* wraps (a NaN converts to INT_MIN) */
         side[b].s = 0.0f;
     }
 }

@@ -211,6 +211,42 @@ TEST(quantizers_simd_bytes_equal_scalar) {
     }
 }
 
+/* The packed kernels' AVX-512 quantizer (sixteen blocks at a time, side rows alongside) writes the scalar
+ * quantizer's bytes and mm_pack_side's rows; with a NaN or an infinity in a group of sixteen blocks it writes
+ * what block-by-block calls write. 40 blocks: two groups of sixteen and eight single blocks. */
+TEST(quantizer_side_avx512_sixteen_blocks) {
+    if (cpu_detect_level() < CPU_LEVEL_AVX512) return;
+    enum { N = 32 * 40, NB = N / 32 };
+    static float x[N];
+    static mm_block_q8_0_t ref[NB], got[NB], one[NB];
+    static mm_pack_side_t sref[NB], sgot[NB], sone[NB];
+    for (int rep = 0; rep < 24; rep++) {
+        for (int i = 0; i < N; i++) {
+            int blk = i / 32;
+            float scale = blk % 5 == 0 ? 1e-6f : blk % 5 == 1 ? 3e4f : blk % 5 == 2 ? 1e-30f : 1.0f;
+            x[i] = rng_uniform() * scale;
+            if (blk % 7 == 3) x[i] = 0.0f;
+            if (blk % 7 == 4) x[i] = (float)((int)(rng_next() % 255) - 127) * 0.5f;
+        }
+        x[128] = 127.0f;
+        bool finite = rep < 16;
+        if (!finite) x[(rng_next() % N)] = rep % 2 ? NAN : (rep % 4 == 0 ? INFINITY : -INFINITY);
+        for (int32_t off = 128; off >= 8; off -= 120) {
+            memset(got, 0x55, sizeof got), memset(sgot, 0x55, sizeof sgot);
+            mm_quantize_q8_0_side_avx512(x, got, N, off, sgot);
+            for (int b = 0; b < NB; b++) mm_quantize_q8_0_side_avx512(x + 32 * b, one + b, 32, off, sone + b);
+            CHECK(memcmp(got, one, sizeof got) == 0);
+            CHECK(memcmp(sgot, sone, sizeof sgot) == 0);
+            if (finite) {
+                matmul_quantize_q8_0(x, ref, N);
+                mm_pack_side(ref, NB, off, sref);
+                CHECK(memcmp(got, ref, sizeof got) == 0);
+                CHECK(memcmp(sgot, sref, sizeof sgot) == 0);
+            }
+        }
+    }
+}
+
 TEST(gemm_dispatch_rules) {
     /* the 32-element types have packed kernels (matmul_pack.h, test_pack.c); F32 and the K types do not */
     const uint32_t packed[5] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_IQ4_NL, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0};
@@ -342,6 +378,7 @@ int main(void) {
     RUN(gemm_model_shapes);
     RUN(gemm_k_types_equal_single_row_kernels);
     RUN(quantizers_simd_bytes_equal_scalar);
+    RUN(quantizer_side_avx512_sixteen_blocks);
     RUN(gemm_dispatch_rules);
     RUN(matmul_forward_n_equals_single_calls);
     RUN(amx_equals_definition);
