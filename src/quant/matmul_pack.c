@@ -263,8 +263,8 @@ P512 P_INLINE void tile512(const int F, const int G, const int T, const uint8_t 
 P512 P_INLINE void tokens512(const int F, const int G, const uint8_t *gp, size_t gstride, int64_t nb, const char *act, size_t act_row,
                              const mm_pack_side_t *side, int n_tokens, float *out, int64_t n_out, long r0,
                              __mmask16 m0, __mmask16 m1, const uint8_t *pf, size_t pf_len) {
-    /* The first tile streams these groups from memory; it also prefetches pf_len bytes from pf (the groups this
-     * thread takes next), spread over its blocks, so the later groups' first tiles find them in L2. */
+    /* The first tile streams these groups from memory; it also prefetches pf_len bytes from pf (the matrix's
+     * next groups, this thread's or the other's next chunk), spread over its blocks. */
     size_t pf_bytes = pf ? (pf_len / (size_t)nb + 63) / 64 * 64 : 0;
     const int TT = G == 2 ? PACK_T2 : PACK_T1;
     /* ceil(n / TT) tiles of nearly equal size (20 tokens: 5+5+5+5, not 6+6+6+2) */
