@@ -4,6 +4,8 @@
 #ifndef TL_CLI_H
 #define TL_CLI_H
 
+#include <stddef.h>
+
 #include "core/err.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -31,5 +33,8 @@ int cmd_pipeline(int argc, char **argv);
 /* Prints "tasklm CMD: error: MSG" to stderr and returns CLI_FAIL / CLI_USAGE. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The task folder of --task NAME / --task-dir DIR: DIR when given, else tasks/NAME written into buf (NAME
+ * must be a folder name, not a path). NULL after printing the usage error. */
+const char *cli_task_dir(const char *cmd, const char *task_name, const char *task_dir, char *buf, size_t cap);
 
 #endif

@@ -176,12 +176,8 @@ int cmd_baseline(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!!train == !!data) return cli_usage_error(cmd, "give either --train (with --save) or --data");
     if (train && !save) return cli_usage_error(cmd, "--train needs --save FILE");
-    if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512], setbuf[600];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     if (!settings) {
         snprintf(setbuf, sizeof setbuf, "%s/baseline.json", task_dir);
         settings = setbuf;

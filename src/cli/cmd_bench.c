@@ -341,12 +341,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error(cmd, "-m/--model is required");
-    if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512], databuf[600];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     if (!data) {
         snprintf(databuf, sizeof databuf, "%s/data/raw.csv", task_dir);
         data = databuf;

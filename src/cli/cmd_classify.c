@@ -113,12 +113,8 @@ int cmd_classify(int argc, char **argv) {
     if (!model) return cli_usage_error(cmd, "-m/--model is required");
     if (!in) return cli_usage_error(cmd, "--in is required");
     if (!outp) return cli_usage_error(cmd, "--out is required");
-    if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     tl_err_t err = {{0}};
     task_t *task = NULL;
     csv_reader_t *r = NULL;

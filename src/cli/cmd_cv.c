@@ -263,10 +263,7 @@ int cmd_cv(int argc, char **argv) {
     if (o.micro_batch > o.batch)
         return cli_usage_error(CMD, "--micro-batch %d is larger than --batch %d", o.micro_batch, o.batch);
     char taskbuf[600];
-    if (!o.task_dir) {
-        snprintf(taskbuf, sizeof taskbuf, "tasks/%s", task_name);
-        o.task_dir = taskbuf;
-    }
+    if (!(o.task_dir = cli_task_dir(CMD, task_name, o.task_dir, taskbuf, sizeof taskbuf))) return CLI_USAGE;
     /* every fold file must be there before hours of training start */
     char path[2600];
     for (int k = 1; k <= folds; k++)

@@ -200,12 +200,8 @@ int cmd_eval(int argc, char **argv) {
         o.bias_file = lora;
     }
     if (o.label_bias && predictions) return cli_usage_error(cmd, "--label-bias needs a model; it does not apply to --predictions");
-    if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     if (!predictions) {
         if (!o.model_path) return cli_usage_error(cmd, "-m/--model is required (or --predictions FILE)");
         if (!o.data_path) return cli_usage_error(cmd, "--data is required");

@@ -294,10 +294,7 @@ int cmd_prune(int argc, char **argv) {
         if (!out_path) return cli_usage_error(cmd, "--out is required (or --scores-only)");
     }
     char dirbuf[600], impbuf[1200];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     /* with --ffn-keep and no blocks to remove, blocks are not scored */
     int score_blocks = !ffn_keep || remove > 0;
     if (!imp_path) {

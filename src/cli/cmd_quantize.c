@@ -193,13 +193,9 @@ int cmd_quantize(int argc, char **argv) {
         free(ov);
         return cli_usage_error(CMD, "%s only matters with --calib CSV", task_dir ? "--task-dir" : task_name ? "--task" : "--calib-template");
     }
-    if (task_name && (strchr(task_name, '/') || !task_name[0])) {
+    if (task_name && !(task_dir = cli_task_dir(CMD, task_name, task_dir, dirbuf, sizeof dirbuf))) {
         free(ov);
-        return cli_usage_error(CMD, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
-    }
-    if (!task_dir && task_name) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
+        return CLI_USAGE;
     }
     quantize_opts_t qo = {.type = (uint32_t)type, .overrides = ov, .n_overrides = n_ov, .pure = pure,
                           .n_threads = n_threads};

@@ -116,12 +116,8 @@ int cmd_serve(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!o.model_path) return cli_usage_error(cmd, "-m/--model is required");
-    if (strchr(task_name, '/') || !task_name[0]) return cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
     char dirbuf[512], key[512];
-    if (!task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        task_dir = dirbuf;
-    }
+    if (!(task_dir = cli_task_dir(cmd, task_name, task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     if (key_file) {
         if (read_key(key_file, key, sizeof key)) return cli_fail(cmd, "%s: cannot read an API key (first line, non-empty)", key_file);
         o.api_key = key;

@@ -270,10 +270,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.out_dir) return cli_usage_error(CMD, "missing --out");
     if (o.micro_batch > o.batch) return cli_usage_error(CMD, "--micro-batch %d is larger than --batch %d", o.micro_batch, o.batch);
     char dirbuf[600];
-    if (!o.task_dir) {
-        snprintf(dirbuf, sizeof dirbuf, "tasks/%s", task_name);
-        o.task_dir = dirbuf;
-    }
+    if (!(o.task_dir = cli_task_dir(CMD, task_name, o.task_dir, dirbuf, sizeof dirbuf))) return CLI_USAGE;
     train_progress_t tp;
     train_progress_init(&tp, stderr, "train", o.log_every);
     train_progress_attach(&tp, &o);

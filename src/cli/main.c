@@ -54,6 +54,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return CLI_USAGE;
 }
 
+const char *cli_task_dir(const char *cmd, const char *task_name, const char *task_dir, char *buf, size_t cap) {
+    if (task_dir) return task_dir;
+    if (!task_name[0] || strchr(task_name, '/')) {
+        cli_usage_error(cmd, "--task '%s' must be a task name (use --task-dir for a path)", task_name);
+        return NULL;
+    }
+    if ((size_t)snprintf(buf, cap, "tasks/%s", task_name) >= cap) {
+        cli_usage_error(cmd, "--task '%s' is too long", task_name);
+        return NULL;
+    }
+    return buf;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);

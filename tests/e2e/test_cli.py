@@ -25,6 +25,21 @@ for cmd in commands:
     c.check(len(lines) >= 1 and "error" in lines[0].lower() and len(lines) <= 3,
             f"tasklm {cmd} --no-such-flag gives a short error", bad.stderr[:300])
 
+# --task takes a folder name under tasks/ in every command that has it (a path goes in --task-dir); the check
+# comes before any file is read, so the other arguments need not exist
+TASK_ARGS = {
+    "eval": ["-m", MODEL, "--data", "x.csv"], "baseline": ["--data", "x.csv", "--settings", "s.json"],
+    "train": ["-m", MODEL, "--train", "x.csv", "--eval", "y.csv", "--out", "o"],
+    "cv": ["-m", MODEL, "--data-dir", "d", "--folds", "5", "--out", "o"],
+    "prune": ["-m", MODEL, "--calib", "x.csv", "--remove", "1", "--out", "o.gguf"],
+    "quantize": [MODEL, "o.gguf", "--type", "iq4_nl", "--calib", "x.csv"],
+    "serve": ["-m", MODEL], "bench": ["-m", MODEL], "classify": ["-m", MODEL, "--in", "x.csv", "--out", "y.csv"],
+}
+for cmd, args in TASK_ARGS.items():
+    r = run_tasklm([cmd] + args + ["--task", "a/b"])
+    c.check(r.returncode == 2 and "--task 'a/b' must be a task name" in r.stderr and r.stderr.count("\n") == 1,
+            f"tasklm {cmd} --task a/b: exit 2, one line asking for a task name", f"rc={r.returncode} {r.stderr[:200]}")
+
 u = run_tasklm(["no-such-command"])
 c.check(u.returncode == 2 and "unknown command" in u.stderr, "unknown command exits 2", u.stderr)
 n = run_tasklm([])
