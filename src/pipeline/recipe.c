@@ -321,11 +321,9 @@ int recipe_load(recipe_t *r, const char *path, tl_err_t *err) {
     for (int i = 0; i < r->n_stages; i++)
         if (check_stage(r, &r->stages[i], err)) return -1;
     /* the task folder is read now, not an hour later by the first stage that needs it */
-    char dir[sizeof r->task_dir + 8];
-    if (r->task_dir[0]) snprintf(dir, sizeof dir, "%s", r->task_dir);
-    else snprintf(dir, sizeof dir, "tasks/%s", r->task);
+    if (!r->task_dir[0]) snprintf(r->task_dir, sizeof r->task_dir, "tasks/%s", r->task); /* task is < 64 bytes */
     task_t *t = NULL;
-    if (task_load(&t, dir, err)) {
+    if (task_load(&t, r->task_dir, err)) {
         tl_err_t e = *err;
         return tl_fail(err, "%s:%d: task: %s", path, r->task_line, e.msg);
     }

@@ -29,7 +29,7 @@ typedef struct {
 typedef struct {
     char path[512];
     char name[64];
-    char model[400], task[64], task_dir[400], data[400], runs_dir[400];
+    char model[400], task[64], task_dir[400], data[400], runs_dir[400]; /* task_dir: tasks/TASK unless given */
     int task_line; /* line of task / task_dir (0: the default task) */
     int threads;
     long seed;

@@ -765,8 +765,7 @@ static void print_summary(runner_t *R, double total_s, int failed) {
 int pipeline_run(const recipe_t *r, const pipeline_opts_t *o, tl_err_t *err) {
     runner_t R = {.r = r, .o = o};
     xsnprintf(R.run_dir, sizeof R.run_dir, "%s/%s", r->runs_dir, r->name);
-    if (r->task_dir[0]) xsnprintf(R.task_dir, sizeof R.task_dir, "%s", r->task_dir);
-    else xsnprintf(R.task_dir, sizeof R.task_dir, "tasks/%s", r->task);
+    xsnprintf(R.task_dir, sizeof R.task_dir, "%s", r->task_dir); /* resolved by recipe_load */
     xsnprintf(R.threads, sizeof R.threads, "%d", r->threads);
     xsnprintf(R.ch.model, PATHN, "%s", r->model);
     xsnprintf(R.ch.type, sizeof R.ch.type, "base");
